@@ -1,0 +1,91 @@
+using System.ComponentModel.DataAnnotations;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using AgentPlatform.Api.Admission;
+using AgentPlatform.Engine.Tasks;
+
+namespace AgentPlatform.Api.Apis;
+
+public sealed class ExecuteRequest : IPromptRequest, IValidatableObject
+{
+    public const int MaxTaskLength = 100_000;
+
+    [Required, MinLength(1), MaxLength(MaxTaskLength), Display(Name = "task")]
+    public string Task { get; init; } = "";
+
+    /// <summary>An agent name, or "auto" (the default) to let the platform choose.</summary>
+    [MaxLength(100), Display(Name = "agent_type")]
+    public string? AgentType { get; init; }
+
+    /// <summary>Extra facts for the agent; handed to it as JSON.</summary>
+    public JsonObject? Context { get; init; }
+
+    public bool AsyncExecution { get; init; }
+
+    public TaskPriority Priority { get; init; } = TaskPriority.Default;
+
+    [MaxLength(200), Display(Name = "session_id")]
+    public string? SessionId { get; init; }
+
+    [MaxLength(2000), Display(Name = "webhook_url")]
+    public string? WebhookUrl { get; init; }
+
+    public IEnumerable<(string Field, string? Text)> PromptFields()
+    {
+        yield return ("task", Task);
+        if (Context is not null) yield return ("context", Context.ToJsonString());
+    }
+
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        if (string.IsNullOrWhiteSpace(Task))
+            yield return new ValidationResult("The task must not be blank.", ["task"]);
+        if (WebhookUrl is not null && !(Uri.TryCreate(WebhookUrl, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https"))
+            yield return new ValidationResult("The webhook_url must be an absolute http or https URL.", ["webhook_url"]);
+        if (Context is not null && Context.ToJsonString().Length > 64_000)
+            yield return new ValidationResult("The context must serialise to at most 64,000 characters.", ["context"]);
+    }
+}
+
+public sealed record Usage(int PromptTokens, int CompletionTokens, int TotalTokens);
+
+public sealed record ExecuteResponse(
+    Guid TaskId, string Status, string Agent, string? Result, Usage Usage, decimal CostUsd, long DurationMs, bool Cached);
+
+public sealed record AcceptedResponse(Guid TaskId, string Status, string StatusUrl);
+
+public sealed record TaskView(
+    Guid TaskId, string Status, string Agent, string? Result, string? Error,
+    DateTimeOffset CreatedAt, DateTimeOffset? StartedAt, DateTimeOffset? CompletedAt,
+    Usage? Usage, decimal? CostUsd, long? DurationMs, string? Model, TaskPriority Priority, string? SessionId, int Attempts)
+{
+    public static TaskView From(AgentTask t) => new(
+        t.Id, t.Status, t.Agent, t.Result, t.Error, t.CreatedAt, t.StartedAt, t.CompletedAt,
+        t.PromptTokens is null ? null : new Usage(t.PromptTokens.Value, t.CompletionTokens ?? 0, t.PromptTokens.Value + (t.CompletionTokens ?? 0)),
+        t.CostUsd, t.DurationMs, t.Model, t.Priority, t.SessionId, t.Attempts);
+}
+
+public sealed class FeedbackRequest
+{
+    [Required, Display(Name = "task_id")]
+    public Guid? TaskId { get; init; }
+
+    [Required, Range(1, 5), Display(Name = "rating")]
+    public int? Rating { get; init; }
+
+    [MaxLength(2000), Display(Name = "comment")]
+    public string? Comment { get; init; }
+}
+
+public sealed record FeedbackResponse(Guid TaskId, int Rating, string? Comment, DateTimeOffset CreatedAt);
+
+internal static class RequestHash
+{
+    /// <summary>Fingerprint of what an Idempotency-Key promises: the same key must mean the same request.</summary>
+    public static string Of(ExecuteRequest request) =>
+        Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(JsonSerializer.SerializeToUtf8Bytes(new
+        {
+            request.Task, request.AgentType, Context = request.Context?.ToJsonString(), request.AsyncExecution,
+            request.Priority, request.SessionId, request.WebhookUrl,
+        })));
+}

@@ -1,0 +1,56 @@
+using System.Security.Claims;
+using AgentPlatform.Engine.Admission;
+
+namespace AgentPlatform.Api.Auth;
+
+/// <summary>Who is calling: the claims the key handler issues and typed access to them.</summary>
+public sealed record Caller(Guid KeyId, string Name, string Tier, bool IsAdmin, string[]? AllowedAgents, decimal? DailyBudgetUsd)
+{
+    public bool MayUseAgent(string agent) =>
+        AllowedAgents is null || AllowedAgents.Length == 0 || AllowedAgents.Contains(agent, StringComparer.OrdinalIgnoreCase);
+}
+
+public static class CallerIdentity
+{
+    public const string AdminPolicy = "admin";
+    public const string AdminRole = "admin";
+    /// <summary>The admin acts on tasks as this key id, with no limits.</summary>
+    public static readonly Guid AdminKeyId = Guid.Empty;
+
+    private const string KeyIdClaim = "key_id";
+    private const string TierClaim = "tier";
+    private const string AllowedAgentClaim = "allowed_agent";
+    private const string BudgetClaim = "daily_budget_usd";
+
+    public static ClaimsPrincipal ForAdmin() => Principal(AdminKeyId, "admin", "enterprise", isAdmin: true, null, null);
+
+    public static ClaimsPrincipal ForKey(ApiKey key) =>
+        Principal(key.Id, key.Name, key.Tier, isAdmin: false, key.AllowedAgents, key.DailyBudgetUsd);
+
+    private static ClaimsPrincipal Principal(Guid id, string name, string tier, bool isAdmin, string[]? agents, decimal? budget)
+    {
+        var claims = new List<Claim>
+        {
+            new(KeyIdClaim, id.ToString()),
+            new(ClaimTypes.Name, name),
+            new(TierClaim, tier),
+        };
+        if (isAdmin) claims.Add(new Claim(ClaimTypes.Role, AdminRole));
+        claims.AddRange((agents ?? []).Select(a => new Claim(AllowedAgentClaim, a)));
+        if (budget is not null) claims.Add(new Claim(BudgetClaim, budget.Value.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        return new ClaimsPrincipal(new ClaimsIdentity(claims, ApiKeyAuthenticationHandler.SchemeName));
+    }
+
+    public static Caller GetCaller(this ClaimsPrincipal user)
+    {
+        var agents = user.FindAll(AllowedAgentClaim).Select(c => c.Value).ToArray();
+        var budget = user.FindFirst(BudgetClaim)?.Value;
+        return new Caller(
+            Guid.Parse(user.FindFirst(KeyIdClaim)!.Value),
+            user.Identity?.Name ?? "",
+            user.FindFirst(TierClaim)?.Value ?? "free",
+            user.IsInRole(AdminRole),
+            agents.Length == 0 ? null : agents,
+            budget is null ? null : decimal.Parse(budget, System.Globalization.CultureInfo.InvariantCulture));
+    }
+}

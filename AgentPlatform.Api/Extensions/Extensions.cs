@@ -1,0 +1,118 @@
+using System.Data.Common;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using AgentPlatform.Api.Admission;
+using AgentPlatform.Api.Auth;
+using AgentPlatform.Api.Health;
+using AgentPlatform.Engine.Tasks;
+using Microsoft.AspNetCore.Http.Json;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Options;
+
+namespace AgentPlatform.Api.Extensions;
+
+/// <summary>Binds "Api": limits of the HTTP surface.</summary>
+public sealed class ApiOptions
+{
+    public const string SectionName = "Api";
+
+    /// <summary>Largest request body accepted; larger ones get 413.</summary>
+    public long MaxRequestBodyBytes { get; set; } = 1_048_576;
+}
+
+public static class Extensions
+{
+    public static IHostApplicationBuilder AddApplicationServices(this IHostApplicationBuilder builder)
+    {
+        var services = builder.Services;
+
+        services.AddOptions<ApiOptions>().Bind(builder.Configuration.GetSection(ApiOptions.SectionName)).ValidateOnStart();
+        services.AddOptions<AuthOptions>().Bind(builder.Configuration.GetSection(AuthOptions.SectionName))
+            .Validate(o => o.AdminKey.Length >= 16, "Auth:AdminKey (env Auth__AdminKey) must be set to at least 16 characters.")
+            .ValidateOnStart();
+        var maxBody = builder.Configuration.GetSection(ApiOptions.SectionName).Get<ApiOptions>()?.MaxRequestBodyBytes
+            ?? new ApiOptions().MaxRequestBodyBytes;
+        services.Configure<Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions>(k => k.Limits.MaxRequestBodySize = maxBody);
+
+        services.Configure<JsonOptions>(options => ConfigureJson(options.SerializerOptions));
+        // Bad input reaches ApiExceptionHandler, which names the field, instead of an empty 400.
+        services.Configure<RouteHandlerOptions>(options => options.ThrowOnBadRequest = true);
+        services.AddProblemDetails(options => options.CustomizeProblemDetails = context =>
+        {
+            // Validation names C# members ("Task"); clients sent snake_case JSON ("task").
+            if (context.ProblemDetails is HttpValidationProblemDetails validation)
+            {
+                var errors = validation.Errors.ToDictionary(e => JsonFieldName(e.Key), e => e.Value);
+                validation.Errors.Clear();
+                foreach (var (key, value) in errors) validation.Errors[key] = value;
+            }
+        });
+        services.AddExceptionHandler<ApiExceptionHandler>();
+        services.AddValidation();
+        services.AddOpenApi();
+        services.AddMemoryCache();
+
+        services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
+            .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(
+                ApiKeyAuthenticationHandler.SchemeName, null);
+        services.AddAuthorizationBuilder()
+            .AddPolicy(CallerIdentity.AdminPolicy, policy => policy.RequireRole(CallerIdentity.AdminRole));
+
+        services.AddHostedService(sp => sp.GetRequiredService<TaskEvents>());
+        services.AddScoped<Apis.AgentTaskApi.TaskServices>();
+        services.AddSingleton<RateLimitFilter>();
+        services.AddSingleton<PromptInjectionFilter>();
+
+        var health = services.AddHealthChecks()
+            .AddCheck<PostgresHealthCheck>("postgres", HealthStatus.Unhealthy, ["ready"], TimeSpan.FromSeconds(3))
+            .AddCheck<RedisHealthCheck>("redis", HealthStatus.Unhealthy, ["ready"], TimeSpan.FromSeconds(3))
+            .AddCheck<LlmHealthCheck>("llm", HealthStatus.Degraded, ["ready"])
+            .AddCheck<WorkerHealthCheck>("worker", HealthStatus.Degraded, ["ready"], TimeSpan.FromSeconds(3));
+        if (QdrantEndpoint(builder.Configuration) is { } qdrant)
+        {
+            services.AddHttpClient(QdrantHealthCheck.HttpClientName, client =>
+            {
+                client.BaseAddress = qdrant.Endpoint;
+                if (qdrant.Key is not null) client.DefaultRequestHeaders.Add("api-key", qdrant.Key);
+            });
+            health.AddCheck<QdrantHealthCheck>("qdrant", HealthStatus.Degraded, ["ready"], TimeSpan.FromSeconds(3));
+        }
+        return builder;
+    }
+
+    public static void ConfigureJson(JsonSerializerOptions json)
+    {
+        json.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
+        json.DictionaryKeyPolicy = null;
+        json.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower, allowIntegerValues: false));
+    }
+
+    /// <summary>"Context.Items[0]" → "context.items[0]"; names that are already JSON names stay as they are.</summary>
+    internal static string JsonFieldName(string memberPath) => string.Join('.', memberPath.Split('.').Select(segment =>
+    {
+        var bracket = segment.IndexOf('[');
+        var name = bracket < 0 ? segment : segment[..bracket];
+        return (name.Contains('-') ? name : JsonNamingPolicy.SnakeCaseLower.ConvertName(name)) + (bracket < 0 ? "" : segment[bracket..]);
+    }));
+
+    public static WebApplication UseApplicationPipeline(this WebApplication app)
+    {
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        app.UseAuthentication();
+        app.UseAuthorization();
+        return app;
+    }
+
+    /// <summary>Reads <c>ConnectionStrings:qdrant_http</c> (<c>Endpoint=…;Key=…</c>), the REST endpoint Aspire injects.</summary>
+    private static (Uri Endpoint, string? Key)? QdrantEndpoint(IConfiguration configuration)
+    {
+        var value = configuration.GetConnectionString("qdrant_http");
+        if (string.IsNullOrWhiteSpace(value)) return null;
+        var parts = new DbConnectionStringBuilder { ConnectionString = value };
+        if (!parts.TryGetValue("Endpoint", out var endpoint) || !Uri.TryCreate(endpoint?.ToString(), UriKind.Absolute, out var uri))
+            throw new OptionsValidationException("ConnectionStrings:qdrant_http", typeof(string),
+                ["ConnectionStrings:qdrant_http must contain Endpoint=http(s)://host:port."]);
+        return (uri, parts.TryGetValue("Key", out var key) && !string.IsNullOrEmpty(key?.ToString()) ? key.ToString() : null);
+    }
+}

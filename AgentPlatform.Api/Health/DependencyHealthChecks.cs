@@ -1,0 +1,72 @@
+using AgentPlatform.Engine.Llm;
+using AgentPlatform.Engine.Tasks;
+using Hangfire;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using StackExchange.Redis;
+
+namespace AgentPlatform.Api.Health;
+
+// Written on the clients the services already hold: AspNetCore.HealthChecks.NpgSql is only on this
+// mirror as 3.0.0, and the Redis check must use the shared multiplexer, not open its own connection.
+
+public sealed class PostgresHealthCheck(NpgsqlDataSource dataSource) : IHealthCheck
+{
+    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        await using var command = dataSource.CreateCommand("SELECT 1");
+        await command.ExecuteScalarAsync(cancellationToken);
+        return HealthCheckResult.Healthy("Postgres answers.");
+    }
+}
+
+public sealed class RedisHealthCheck(IConnectionMultiplexer redis) : IHealthCheck
+{
+    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        var latency = await redis.GetDatabase().PingAsync();
+        return HealthCheckResult.Healthy($"Redis answers in {latency.TotalMilliseconds:0.#} ms.");
+    }
+}
+
+/// <summary>A Worker is alive when a Hangfire server that serves our queues sent a heartbeat recently.</summary>
+public sealed class WorkerHealthCheck(JobStorage storage, IOptions<QueueOptions> queue) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        var freshness = queue.Value.HeartbeatInterval * 4;
+        var now = DateTime.UtcNow;
+        var alive = storage.GetMonitoringApi().Servers()
+            .Count(s => s.Heartbeat is { } beat && now - beat < freshness && s.Queues.Intersect(TaskQueue.Queues).Any());
+        return Task.FromResult(alive > 0
+            ? HealthCheckResult.Healthy($"{alive} worker(s) alive.")
+            : new HealthCheckResult(context.Registration.FailureStatus, "No worker has sent a heartbeat recently; async tasks wait in the queue."));
+    }
+}
+
+public sealed class LlmHealthCheck(IOptions<LlmOptions> options) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        var llm = options.Value;
+        var data = new Dictionary<string, object> { ["offline"] = llm.IsOffline };
+        // Deliberately no call to the provider: a health probe must not spend money.
+        return Task.FromResult(llm.IsOffline
+            ? HealthCheckResult.Healthy("offline model: no LLM provider is configured; answers are deterministic stand-ins.", data)
+            : HealthCheckResult.Healthy($"provider {llm.Endpoint ?? LlmOptions.DefaultEndpoint}, default model {llm.DefaultModel}.", data));
+    }
+}
+
+public sealed class QdrantHealthCheck(IHttpClientFactory httpClients) : IHealthCheck
+{
+    public const string HttpClientName = "qdrant";
+
+    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        using var response = await httpClients.CreateClient(HttpClientName).GetAsync("/readyz", cancellationToken);
+        return response.IsSuccessStatusCode
+            ? HealthCheckResult.Healthy("Qdrant is ready.")
+            : new HealthCheckResult(context.Registration.FailureStatus, $"Qdrant answered {(int)response.StatusCode}.");
+    }
+}

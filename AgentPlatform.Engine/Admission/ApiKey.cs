@@ -1,0 +1,17 @@
+namespace AgentPlatform.Engine.Admission;
+
+/// <summary>A client's API key. Only the SHA-256 hash of the secret is stored.</summary>
+public sealed class ApiKey
+{
+    public Guid Id { get; set; }
+    public string Name { get; set; } = "";
+    public string Tier { get; set; } = "free";
+    public string KeyHash { get; set; } = "";
+    /// <summary>The first characters of the key, enough for a person to recognise it in a list.</summary>
+    public string KeyPrefix { get; set; } = "";
+    public decimal? DailyBudgetUsd { get; set; }
+    public string[]? AllowedAgents { get; set; }
+    public string[]? AllowedTools { get; set; }
+    public DateTimeOffset CreatedAt { get; set; }
+    public DateTimeOffset? RevokedAt { get; set; }
+}

@@ -1,0 +1,15 @@
+using AgentPlatform.Engine.Admission;
+using AgentPlatform.Engine.Tasks;
+using Microsoft.EntityFrameworkCore;
+
+namespace AgentPlatform.Engine.Data;
+
+public sealed class AgentDbContext(DbContextOptions<AgentDbContext> options) : DbContext(options)
+{
+    public DbSet<ApiKey> ApiKeys => Set<ApiKey>();
+    public DbSet<AgentTask> Tasks => Set<AgentTask>();
+    public DbSet<TaskFeedback> Feedback => Set<TaskFeedback>();
+
+    protected override void OnModelCreating(ModelBuilder modelBuilder) =>
+        modelBuilder.ApplyConfigurationsFromAssembly(typeof(AgentDbContext).Assembly);
+}

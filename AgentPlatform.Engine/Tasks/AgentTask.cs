@@ -1,0 +1,57 @@
+namespace AgentPlatform.Engine.Tasks;
+
+/// <summary>A task posted to an agent: its request, its state and, once final, its outcome.</summary>
+public sealed class AgentTask
+{
+    public Guid Id { get; set; }
+    public Guid ApiKeyId { get; set; }
+    public string Agent { get; set; } = "";
+    public string Input { get; set; } = "";
+    /// <summary>The request's <c>context</c> object as JSON, handed to the agent with the task.</summary>
+    public string? ContextJson { get; set; }
+    public TaskPriority Priority { get; set; } = TaskPriority.Default;
+    public string? SessionId { get; set; }
+    public string? WebhookUrl { get; set; }
+    public bool IsAsync { get; set; }
+
+    public string Status { get; set; } = TaskStatus.Queued;
+    public string? Result { get; set; }
+    public string? Error { get; set; }
+    public string? Model { get; set; }
+    public int? PromptTokens { get; set; }
+    public int? CompletionTokens { get; set; }
+    public decimal? CostUsd { get; set; }
+    public long? DurationMs { get; set; }
+    /// <summary>How many times a worker has started this task (a crash or shutdown makes it more than one).</summary>
+    public int Attempts { get; set; }
+
+    public string? IdempotencyKey { get; set; }
+    public string? RequestHash { get; set; }
+    public string? JobId { get; set; }
+    /// <summary>W3C traceparent of the request that created the task; the job continues that trace.</summary>
+    public string? TraceParent { get; set; }
+
+    public DateTimeOffset CreatedAt { get; set; }
+    public DateTimeOffset? StartedAt { get; set; }
+    public DateTimeOffset? CompletedAt { get; set; }
+
+    public bool IsFinal => TaskStatus.IsFinal(Status);
+}
+
+public static class TaskStatus
+{
+    public const string Queued = "queued";
+    public const string Running = "running";
+    public const string Completed = "completed";
+    public const string Failed = "failed";
+    public const string Cancelled = "cancelled";
+
+    public static bool IsFinal(string status) => status is Completed or Failed or Cancelled;
+}
+
+public enum TaskPriority
+{
+    High,
+    Default,
+    Low,
+}

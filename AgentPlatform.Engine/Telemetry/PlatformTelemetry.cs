@@ -1,0 +1,35 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+
+namespace AgentPlatform.Engine.Telemetry;
+
+/// <summary>
+/// The platform's own spans and metrics. Metric names keep the seeds' Prometheus names; the
+/// Prometheus exporter appends the unit ("_seconds") and "_total" to counters.
+/// </summary>
+public static class PlatformTelemetry
+{
+    public const string Name = "AgentPlatform";
+
+    public static readonly ActivitySource ActivitySource = new(Name);
+    public static readonly Meter Meter = new(Name);
+
+    public static readonly Counter<long> Requests =
+        Meter.CreateCounter<long>("agent_requests", description: "Agent tasks by agent and final status");
+
+    public static readonly Histogram<double> RequestDuration =
+        Meter.CreateHistogram<double>("agent_request_duration", unit: "s", description: "Agent task duration");
+
+    public static readonly Counter<long> LlmTokens =
+        Meter.CreateCounter<long>("agent_llm_tokens", description: "LLM tokens by model and token type");
+
+    public static readonly Counter<double> CostUsd =
+        Meter.CreateCounter<double>("agent_cost_usd", description: "LLM cost in US dollars");
+
+    public static void RecordTask(string agent, string status, TimeSpan duration)
+    {
+        var tags = new TagList { { "agent", agent }, { "status", status } };
+        Requests.Add(1, tags);
+        RequestDuration.Record(duration.TotalSeconds, new TagList { { "agent", agent } });
+    }
+}

@@ -1,0 +1,15 @@
+using AgentPlatform.Engine.Data;
+using AgentPlatform.Worker;
+
+var builder = Host.CreateApplicationBuilder(args);
+
+builder.AddServiceDefaults();
+builder.AddAgentPlatformEngine();
+builder.AddWorkerServices();
+
+var host = builder.Build();
+
+await host.Services.MigrateDatabaseAsync();
+host.ScheduleMaintenance();
+
+host.Run();

@@ -1,0 +1,33 @@
+using AgentPlatform.Engine.Tasks;
+using Hangfire;
+
+namespace AgentPlatform.Worker;
+
+public static class WorkerExtensions
+{
+    public static IHostApplicationBuilder AddWorkerServices(this IHostApplicationBuilder builder)
+    {
+        var queue = builder.Configuration.GetSection(QueueOptions.SectionName).Get<QueueOptions>() ?? new QueueOptions();
+        builder.Services.AddHangfireServer(server =>
+        {
+            server.ServerName = $"worker:{Environment.MachineName}:{Environment.ProcessId}";
+            server.Queues = TaskQueue.Queues; // Hangfire serves the queues in this order: high first.
+            server.WorkerCount = queue.WorkerCount;
+            server.ShutdownTimeout = queue.ShutdownTimeout;
+            server.HeartbeatInterval = queue.HeartbeatInterval;
+            server.ServerCheckInterval = queue.HeartbeatInterval;
+            server.ServerTimeout = queue.HeartbeatInterval * 4;
+            server.SchedulePollingInterval = TimeSpan.FromSeconds(5);
+            // How soon a cancelled task's job notices it was deleted.
+            server.CancellationCheckInterval = TimeSpan.FromSeconds(1);
+        });
+        return builder;
+    }
+
+    public static void ScheduleMaintenance(this IHost host)
+    {
+        var jobs = host.Services.GetRequiredService<IRecurringJobManager>();
+        jobs.AddOrUpdate<QueueMaintenanceJob>("requeue-orphaned-tasks",
+            job => job.RequeueOrphansAsync(CancellationToken.None), Cron.Minutely());
+    }
+}
