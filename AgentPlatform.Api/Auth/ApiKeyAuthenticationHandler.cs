@@ -49,16 +49,27 @@ public sealed class ApiKeyAuthenticationHandler(
 
         if (IsAdminKey(secret)) return Success(CallerIdentity.ForAdmin());
 
-        var hash = ApiKeyStore.Hash(secret);
-        var key = await cache.GetOrCreateAsync($"apikey:{hash}", async entry =>
-        {
-            entry.AbsoluteExpirationRelativeToNow = authOptions.Value.KeyCacheDuration;
-            await using var scope = scopes.CreateAsyncScope();
-            return await scope.ServiceProvider.GetRequiredService<ApiKeyStore>().FindActiveAsync(secret, Context.RequestAborted);
-        });
+        var key = await FindKeyAsync(secret);
         return key is null
             ? AuthenticateResult.Fail("The API key is not valid.")
             : Success(CallerIdentity.ForKey(key));
+    }
+
+    private async Task<ApiKey?> FindKeyAsync(string secret)
+    {
+        var cacheFor = authOptions.Value.KeyCacheDuration;
+        if (cacheFor <= TimeSpan.Zero) return await LoadAsync();
+        return await cache.GetOrCreateAsync($"apikey:{ApiKeyStore.Hash(secret)}", entry =>
+        {
+            entry.AbsoluteExpirationRelativeToNow = cacheFor;
+            return LoadAsync();
+        });
+
+        async Task<ApiKey?> LoadAsync()
+        {
+            await using var scope = scopes.CreateAsyncScope();
+            return await scope.ServiceProvider.GetRequiredService<ApiKeyStore>().FindActiveAsync(secret, Context.RequestAborted);
+        }
     }
 
     private AuthenticateResult Success(ClaimsPrincipal principal) =>

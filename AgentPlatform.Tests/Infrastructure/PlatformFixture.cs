@@ -1,0 +1,92 @@
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace AgentPlatform.Tests.Infrastructure;
+
+/// <summary>
+/// The whole platform for integration tests: real Postgres and Redis processes, the LLM double, the
+/// Api on Kestrel and the Worker as a child process, all on throwaway ports and directories.
+/// </summary>
+public sealed class PlatformFixture : IAsyncLifetime
+{
+    public const string AdminKey = "test-admin-key-0123456789";
+    public const string Model = "gpt-4o-mini";
+
+    public PostgresServer Postgres { get; private set; } = null!;
+    public RedisServer Redis { get; private set; } = null!;
+    public LlmDouble Llm { get; private set; } = null!;
+    public ApiFactory Api { get; private set; } = null!;
+    public WorkerProcess Worker { get; private set; } = null!;
+    public string DatabaseConnectionString { get; private set; } = "";
+
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    public async Task InitializeAsync()
+    {
+        var postgres = PostgresServer.StartAsync();
+        var redis = RedisServer.StartAsync();
+        var llm = LlmDouble.StartAsync();
+        Postgres = await postgres;
+        Redis = await redis;
+        Llm = await llm;
+        DatabaseConnectionString = await Postgres.CreateDatabaseAsync();
+
+        Api = ApiFactory.StartOnKestrel(Settings());
+        Worker = new WorkerProcess(Settings());
+        await Worker.StartAsync();
+    }
+
+    /// <summary>Configuration as environment-variable names, shared by the Api and the Worker.</summary>
+    public Dictionary<string, string> Settings(string? redis = null) => new()
+    {
+        ["ConnectionStrings__agentdb"] = DatabaseConnectionString,
+        ["ConnectionStrings__redis"] = redis ?? Redis.ConnectionString,
+        ["ConnectionStrings__openai"] = $"Endpoint={Llm.BaseUrl};Key=test-provider-key;Model={Model}",
+        ["Auth__AdminKey"] = AdminKey,
+        ["Auth__KeyCacheDuration"] = "00:00:00",
+        ["Api__MaxRequestBodyBytes"] = "65536",
+        ["Llm__MaxRetries"] = "2",
+        ["Llm__RetryBaseDelay"] = "00:00:00.020",
+        ["Llm__AttemptTimeout"] = "00:00:30",
+        ["Queue__InvisibilityTimeout"] = "00:00:05",
+        ["Queue__HeartbeatInterval"] = "00:00:01",
+        ["Queue__ShutdownTimeout"] = "00:00:02",
+        ["Queue__PollInterval"] = "00:00:01",
+    };
+
+    public HttpClient Client(string? key = null) => ClientFor(Api, key);
+
+    public static HttpClient ClientFor(ApiFactory api, string? key)
+    {
+        var client = api.CreateClient();
+        client.Timeout = TimeSpan.FromSeconds(90);
+        if (key is not null) client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        return client;
+    }
+
+    /// <summary>Creates a client key through the admin API and returns its secret.</summary>
+    public async Task<string> CreateKeyAsync(string tier = "enterprise", string[]? allowedAgents = null)
+    {
+        var response = await Client(AdminKey).PostAsJsonAsync("/admin/keys",
+            new { name = "test-" + Guid.NewGuid().ToString("N")[..6], tier, allowed_agents = allowedAgents });
+        response.EnsureSuccessStatusCode();
+        return (await response.Content.ReadFromJsonAsync<JsonObject>())!["key"]!.GetValue<string>();
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (Worker is not null) await Worker.DisposeAsync();
+        if (Api is not null) await Api.DisposeAsync();
+        if (Llm is not null) await Llm.DisposeAsync();
+        if (Redis is not null) await Redis.DisposeAsync();
+        if (Postgres is not null) await Postgres.DisposeAsync();
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class PlatformCollection : ICollectionFixture<PlatformFixture>
+{
+    public const string Name = "platform";
+}

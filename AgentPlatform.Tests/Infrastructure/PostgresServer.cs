@@ -1,0 +1,63 @@
+using Npgsql;
+
+namespace AgentPlatform.Tests.Infrastructure;
+
+/// <summary>A throwaway PostgreSQL cluster: a temp directory, a free port, stopped and deleted on dispose.</summary>
+public sealed class PostgresServer : IAsyncDisposable
+{
+    private readonly string _bin;
+    private readonly string _dataDir;
+
+    public int Port { get; }
+
+    private PostgresServer(string bin, string dataDir, int port)
+    {
+        _bin = bin;
+        _dataDir = dataDir;
+        Port = port;
+    }
+
+    public static async Task<PostgresServer> StartAsync()
+    {
+        var bin = Directory.GetDirectories("/usr/lib/postgresql").Where(d => int.TryParse(Path.GetFileName(d), out _)).OrderBy(d => int.Parse(Path.GetFileName(d))).Select(d => Path.Combine(d, "bin")).LastOrDefault()
+            ?? throw new InvalidOperationException("PostgreSQL is not installed under /usr/lib/postgresql.");
+        var dataDir = Path.Combine(Path.GetTempPath(), "agentplatform-pg-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(dataDir);
+        if (Processes.IsRoot) Processes.Run("chown", "postgres", dataDir);
+        Processes.RunAsPostgres(Path.Combine(bin, "initdb"), "-D", dataDir, "-A", "trust", "-U", "postgres", "--no-sync");
+        var port = Processes.FreePort();
+        Processes.RunAsPostgres(Path.Combine(bin, "pg_ctl"), "-D", dataDir, "-l", Path.Combine(dataDir, "server.log"), "-w", "-o",
+            $"-p {port} -k {dataDir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+            "start");
+        var server = new PostgresServer(bin, dataDir, port);
+        await Processes.WaitForPortAsync(port, TimeSpan.FromSeconds(10));
+        return server;
+    }
+
+    public string ConnectionString(string database) =>
+        $"Host=127.0.0.1;Port={Port};Username=postgres;Database={database};Pooling=true;Maximum Pool Size=50";
+
+    public async Task<string> CreateDatabaseAsync(string? name = null)
+    {
+        name ??= "agentdb_" + Guid.NewGuid().ToString("N")[..10];
+        await using var connection = new NpgsqlConnection(ConnectionString("postgres"));
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand($"CREATE DATABASE \"{name}\"", connection);
+        await command.ExecuteNonQueryAsync();
+        return ConnectionString(name);
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        try
+        {
+            Processes.RunAsPostgres(Path.Combine(_bin, "pg_ctl"), "-D", _dataDir, "-m", "immediate", "stop");
+        }
+        catch (InvalidOperationException)
+        {
+            // Already stopped.
+        }
+        try { Directory.Delete(_dataDir, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        return ValueTask.CompletedTask;
+    }
+}
