@@ -74,6 +74,8 @@ public static class EngineExtensions
         redis.ConnectTimeout = 2000;
         redis.SyncTimeout = redis.AsyncTimeout = 2000;
         services.AddSingleton<IConnectionMultiplexer>(_ => ConnectionMultiplexer.Connect(redis));
+        // Connect at start-up, not inside the first burst of requests (which would all block on it).
+        services.AddHostedService<RedisConnectionWarmup>();
 
         var queue = configuration.GetSection(QueueOptions.SectionName).Get<QueueOptions>() ?? new QueueOptions();
         services.AddHangfire(config => config
@@ -127,4 +129,12 @@ public static class EngineExtensions
             ? value
             : throw new InvalidOperationException(
                 $"Connection string '{name}' is not set. Set ConnectionStrings__{name} (the AppHost injects it).");
+}
+
+internal sealed class RedisConnectionWarmup(IServiceProvider services) : IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken) =>
+        Task.Run(() => services.GetRequiredService<IConnectionMultiplexer>(), cancellationToken);
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }

@@ -159,7 +159,7 @@ public static class AgentTaskApi
             statusCode: task.Status == TaskStatus.Cancelled ? 499 : StatusCodes.Status502BadGateway,
             title: task.Status == TaskStatus.Cancelled ? "Task cancelled" : "Agent task failed",
             detail: task.Error,
-            extensions: new Dictionary<string, object?> { ["task_id"] = task.Id, ["status"] = task.Status });
+            extensions: new Dictionary<string, object?> { ["task_id"] = task.Id, ["task_status"] = task.Status });
     }
 
     public static async Task<Results<Ok<TaskView>, NotFound<ProblemDetails>, ValidationProblem>> GetStatusAsync(
@@ -198,7 +198,7 @@ public static class AgentTaskApi
         if (cancelled == 0)
             return TypedResults.Problem(statusCode: 409, title: "Task already finished",
                 detail: $"The task is already {current.Status}.",
-                extensions: new Dictionary<string, object?> { ["task_id"] = taskId, ["status"] = current.Status });
+                extensions: new Dictionary<string, object?> { ["task_id"] = taskId, ["task_status"] = current.Status });
 
         services.Queue.Abort(current);
         await services.Events.PublishAsync(taskId);

@@ -18,7 +18,8 @@ public static class PlatformTelemetry
         Meter.CreateCounter<long>("agent_requests", description: "Agent tasks by agent and final status");
 
     public static readonly Histogram<double> RequestDuration =
-        Meter.CreateHistogram<double>("agent_request_duration", unit: "s", description: "Agent task duration");
+        Meter.CreateHistogram<double>("agent_request_duration", unit: "s", description: "Agent task duration",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300] });
 
     public static readonly Counter<long> LlmTokens =
         Meter.CreateCounter<long>("agent_llm_tokens", description: "LLM tokens by model and token type");

@@ -56,6 +56,20 @@ public sealed class PlatformFixture : IAsyncLifetime
         ["Queue__PollInterval"] = "00:00:01",
     };
 
+    private readonly List<ApiFactory> _extraApis = [];
+
+    /// <summary>
+    /// Another Api instance (a second replica, or one wired to its own Redis). It lives until the
+    /// fixture ends: Hangfire keeps process-wide state (log provider, storage) that points at the
+    /// latest host, so disposing a host in the middle would break the others in this test process.
+    /// </summary>
+    public ApiFactory StartExtraApi(string? redis = null)
+    {
+        var api = ApiFactory.StartOnKestrel(Settings(redis));
+        _extraApis.Add(api);
+        return api;
+    }
+
     public HttpClient Client(string? key = null) => ClientFor(Api, key);
 
     public static HttpClient ClientFor(ApiFactory api, string? key)
@@ -78,6 +92,7 @@ public sealed class PlatformFixture : IAsyncLifetime
     public async Task DisposeAsync()
     {
         if (Worker is not null) await Worker.DisposeAsync();
+        foreach (var api in _extraApis) await api.DisposeAsync();
         if (Api is not null) await Api.DisposeAsync();
         if (Llm is not null) await Llm.DisposeAsync();
         if (Redis is not null) await Redis.DisposeAsync();
