@@ -33,6 +33,7 @@ public static class EngineExtensions
         var configuration = builder.Configuration;
 
         // Platform defaults sit under every other source, so appsettings, env vars and the AppHost override them.
+        // (Adding a source rebuilds the providers: set values with a configuration source, not the indexer, before this.)
         builder.Configuration.Sources.Insert(0, new JsonConfigurationSource
         {
             Path = PlatformSettingsFile,

@@ -1,6 +1,7 @@
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using Hangfire.PostgreSql;
 using Npgsql;
 
@@ -14,6 +15,8 @@ public static class DatabaseMigrator
     /// </summary>
     public static async Task MigrateDatabaseAsync(this IServiceProvider services, CancellationToken cancellationToken = default)
     {
+        // A bad configuration stops the service here, naming the setting, before anything touches the database.
+        services.GetService<IStartupValidator>()?.Validate();
         var logger = services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(DatabaseMigrator));
         for (var attempt = 1; ; attempt++)
         {
