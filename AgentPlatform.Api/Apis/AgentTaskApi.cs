@@ -95,7 +95,10 @@ public static class AgentTaskApi
             SessionId = request.SessionId,
             WebhookUrl = request.WebhookUrl,
             IsAsync = request.AsyncExecution,
-            Status = TaskStatus.Queued,
+            // A sync task runs right here, so it is stored already claimed.
+            Status = request.AsyncExecution ? TaskStatus.Queued : TaskStatus.Running,
+            StartedAt = request.AsyncExecution ? null : DateTimeOffset.UtcNow,
+            Attempts = request.AsyncExecution ? 0 : 1,
             IdempotencyKey = idempotencyKey,
             RequestHash = hash,
             TraceParent = Activity.Current?.Id,
@@ -119,8 +122,8 @@ public static class AgentTaskApi
             return Accepted(task);
         }
 
-        var finished = await services.Runner.RunAsync(task.Id, CancellationOutcome.Cancel, http.RequestAborted);
-        return SyncOutcome(finished!);
+        services.Db.Entry(task).State = EntityState.Detached;
+        return SyncOutcome(await services.Runner.RunClaimedAsync(task, http.RequestAborted));
     }
 
     private static Task<AgentTask?> FindByIdempotencyKeyAsync(AgentDbContext db, Guid keyId, string idempotencyKey) =>

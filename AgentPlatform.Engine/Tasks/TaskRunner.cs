@@ -30,6 +30,7 @@ public enum CancellationOutcome
 public sealed class TaskRunner(
     AgentDbContext db, AgentCatalog agents, ChatClientPool llm, TaskEvents events, ILogger<TaskRunner> logger)
 {
+    /// <summary>Runs a stored task (the Worker's path): loads it, claims it, executes it.</summary>
     public async Task<AgentTask?> RunAsync(Guid taskId, CancellationOutcome onCancel, CancellationToken cancellationToken)
     {
         var task = await db.Tasks.AsNoTracking().FirstOrDefaultAsync(t => t.Id == taskId, cancellationToken);
@@ -46,7 +47,6 @@ public sealed class TaskRunner(
             return task;
         }
 
-        using var activity = StartActivity(task);
         var startedAt = DateTimeOffset.UtcNow;
         var claimed = await db.Tasks
             .Where(t => t.Id == task.Id && (t.Status == TaskStatus.Queued || t.Status == TaskStatus.Running))
@@ -55,8 +55,27 @@ public sealed class TaskRunner(
                 .SetProperty(t => t.StartedAt, startedAt)
                 .SetProperty(t => t.Attempts, t => t.Attempts + 1), CancellationToken.None);
         if (claimed == 0) return await ReloadAsync(task.Id);
+        task.Status = TaskStatus.Running;
+        task.StartedAt = startedAt;
+        task.Attempts++;
         await events.PublishAsync(task.Id);
+        return await ExecuteAsync(task, onCancel, cancellationToken);
+    }
 
+    /// <summary>
+    /// Runs a task its caller has just stored as running (the Api's sync path), saving the load and
+    /// claim round trips; nobody long-polls a sync task, so no change signals are sent either.
+    /// </summary>
+    public async Task<AgentTask> RunClaimedAsync(AgentTask task, CancellationToken cancellationToken)
+    {
+        using var scope = logger.BeginScope(new Dictionary<string, object> { ["TaskId"] = task.Id, ["ApiKeyId"] = task.ApiKeyId });
+        return (await ExecuteAsync(task, CancellationOutcome.Cancel, cancellationToken))!;
+    }
+
+    private async Task<AgentTask?> ExecuteAsync(AgentTask task, CancellationOutcome onCancel, CancellationToken cancellationToken)
+    {
+        using var activity = StartActivity(task);
+        var startedAt = task.StartedAt ?? DateTimeOffset.UtcNow;
         var agent = agents.Find(task.Agent);
         if (agent is null)
         {
@@ -124,14 +143,23 @@ public sealed class TaskRunner(
                 .SetProperty(t => t.DurationMs, durationMs)
                 .SetProperty(t => t.CompletedAt, completedAt), CancellationToken.None);
 
-        if (updated == 1)
-        {
-            PlatformTelemetry.RecordTask(task.Agent, status, elapsed);
-            logger.LogInformation("Task {TaskId} {Status} in {DurationMs} ms ({PromptTokens}+{CompletionTokens} tokens, ${CostUsd})",
-                task.Id, status, durationMs, promptTokens, completionTokens, cost);
-            await events.PublishAsync(task.Id);
-        }
-        return await ReloadAsync(task.Id);
+        if (updated == 0) return await ReloadAsync(task.Id); // cancelled or taken over meanwhile
+
+        PlatformTelemetry.RecordTask(task.Agent, status, elapsed);
+        logger.LogInformation("Task {TaskId} {Status} in {DurationMs} ms ({PromptTokens}+{CompletionTokens} tokens, ${CostUsd})",
+            task.Id, status, durationMs, promptTokens, completionTokens, cost);
+        if (task.IsAsync) await events.PublishAsync(task.Id);
+
+        task.Status = status;
+        task.Result = result;
+        task.Error = error;
+        task.Model = model;
+        task.PromptTokens = promptTokens;
+        task.CompletionTokens = completionTokens;
+        task.CostUsd = cost;
+        task.DurationMs = durationMs;
+        task.CompletedAt = completedAt;
+        return task;
     }
 
     private Task<AgentTask?> ReloadAsync(Guid id) =>

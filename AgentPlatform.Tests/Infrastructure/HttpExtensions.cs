@@ -3,7 +3,7 @@ using System.Text.Json.Nodes;
 
 namespace AgentPlatform.Tests.Infrastructure;
 
-internal static class HttpExtensions
+public static class HttpExtensions
 {
     public static async Task<JsonObject> JsonAsync(this HttpResponseMessage response) =>
         (await response.Content.ReadFromJsonAsync<JsonObject>())!;

@@ -45,6 +45,7 @@ public sealed class PlatformFixture : IAsyncLifetime
         ["ConnectionStrings__redis"] = redis ?? Redis.ConnectionString,
         ["ConnectionStrings__openai"] = $"Endpoint={Llm.BaseUrl};Key=test-provider-key;Model={Model}",
         ["Auth__AdminKey"] = AdminKey,
+        ["Logging__LogLevel__Default"] = "Warning",
         ["Auth__KeyCacheDuration"] = "00:00:00",
         ["Api__MaxRequestBodyBytes"] = "65536",
         ["Llm__MaxRetries"] = "2",
