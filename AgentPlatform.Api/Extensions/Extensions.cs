@@ -59,6 +59,7 @@ public static class Extensions
             .AddPolicy(CallerIdentity.AdminPolicy, policy => policy.RequireRole(CallerIdentity.AdminRole));
 
         services.AddHostedService(sp => sp.GetRequiredService<TaskEvents>());
+        services.AddHostedService<QueueDepthGauge>();
         services.AddScoped<Apis.AgentTaskApi.TaskServices>();
         services.AddSingleton<RateLimitFilter>();
         services.AddSingleton<PromptInjectionFilter>();
@@ -100,6 +101,21 @@ public static class Extensions
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseAuthentication();
+        // Every log line of an authenticated request carries the key's id (never the key itself).
+        app.Use(async (context, next) =>
+        {
+            var keyId = context.User.FindFirst("key_id")?.Value;
+            if (keyId is null)
+            {
+                await next(context);
+                return;
+            }
+            var logger = context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("AgentPlatform.Api");
+            using (logger.BeginScope(new Dictionary<string, object> { ["ApiKeyId"] = keyId }))
+            {
+                await next(context);
+            }
+        });
         app.UseAuthorization();
         return app;
     }

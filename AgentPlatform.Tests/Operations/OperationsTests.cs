@@ -87,6 +87,7 @@ public sealed class OperationsTests(PlatformFixture platform)
         Assert.Matches("""agent_requests_total\{[^}]*agent="research"[^}]*status="completed"[^}]*\} [1-9]""", metrics);
         Assert.Contains("agent_request_duration_seconds_bucket{", metrics);
         Assert.Contains("agent_llm_tokens_total{", metrics);
+        Assert.Matches("""agent_task_queue_depth\{[^}]*priority="high"[^}]*\} \d+""", metrics);
     }
 
     [Fact]
