@@ -112,6 +112,8 @@ public static class EngineExtensions
                 pipeline.AddTimeout(llm.AttemptTimeout);
             });
 
+        services.AddHttpClient(WebhookDeliveryJob.HttpClientName, client => client.Timeout = TimeSpan.FromSeconds(10));
+
         services.AddSingleton<ChatClientPool>();
         services.AddSingleton<AgentCatalog>();
         services.AddSingleton<TaskEvents>();
@@ -122,6 +124,7 @@ public static class EngineExtensions
         services.AddScoped<TaskQueue>();
         services.AddScoped<AgentTaskJob>();
         services.AddScoped<QueueMaintenanceJob>();
+        services.AddScoped<WebhookDeliveryJob>();
         return builder;
     }
 

@@ -31,6 +31,10 @@ public sealed class TaskQueue(IBackgroundJobClient jobs, AgentDbContext db)
         return jobId;
     }
 
+    /// <summary>Schedules the POST of a finished task to its webhook (retried by Hangfire until it succeeds).</summary>
+    public void EnqueueWebhook(AgentTask task) =>
+        jobs.Create<WebhookDeliveryJob>(job => job.DeliverAsync(task.Id, CancellationToken.None), new EnqueuedState(QueueOf(task.Priority)));
+
     /// <summary>Stops a queued or running job; the task's own status is already final.</summary>
     public void Abort(AgentTask task)
     {

@@ -26,6 +26,8 @@ public sealed class LlmDouble : IAsyncDisposable
     private readonly ConcurrentDictionary<string, LlmStep[]> _scripts = new();
     private readonly ConcurrentDictionary<string, int> _counts = new();
     private readonly ConcurrentQueue<LlmCall> _calls = new();
+    private readonly ConcurrentQueue<(string Name, JsonObject Body)> _webhooks = new();
+    private readonly ConcurrentDictionary<string, bool> _failingHooks = new();
 
     public string BaseUrl { get; }
     public IReadOnlyCollection<LlmCall> Calls => _calls;
@@ -45,12 +47,26 @@ public sealed class LlmDouble : IAsyncDisposable
         var app = builder.Build();
         var llm = new LlmDouble(app, $"http://127.0.0.1:{port}/v1");
         app.MapPost("/v1/chat/completions", llm.CompleteAsync);
+        // A client's webhook receiver, for tests of webhook delivery (not part of the OpenAI protocol).
+        app.MapPost("/hooks/{name}", async (string name, HttpContext http) =>
+        {
+            var body = (await JsonNode.ParseAsync(http.Request.Body))!.AsObject();
+            llm._webhooks.Enqueue((name, body));
+            return llm._failingHooks.TryRemove(name, out _) ? Results.StatusCode(500) : Results.Ok();
+        });
         await app.StartAsync();
         return llm;
     }
 
     /// <summary>Scripts the answers for prompts that contain <paramref name="marker"/>.</summary>
     public void Script(string marker, params LlmStep[] steps) => _scripts[marker] = steps;
+
+    public string WebhookUrl(string name) => BaseUrl.Replace("/v1", "") + "/hooks/" + name;
+
+    /// <summary>The webhook receiver answers 500 to the next delivery for <paramref name="name"/>.</summary>
+    public void FailNextWebhook(string name) => _failingHooks[name] = true;
+
+    public IReadOnlyList<JsonObject> WebhooksFor(string name) => _webhooks.Where(w => w.Name == name).Select(w => w.Body).ToList();
 
     public IReadOnlyList<LlmCall> CallsFor(string marker) => _calls.Where(c => c.Marker == marker).ToList();
 

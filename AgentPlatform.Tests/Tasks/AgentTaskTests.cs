@@ -189,4 +189,24 @@ public sealed class AgentTaskTests(PlatformFixture platform)
         Assert.Equal(10m, usage["daily_budget_usd"]!.GetValue<decimal>());
         Assert.Equal(100, usage["requests_per_minute"]!.GetValue<int>());
     }
+
+    [Fact]
+    public async Task A_finished_async_task_is_posted_to_its_webhook_and_a_failed_delivery_is_retried()
+    {
+        var hook = "hook-" + Guid.NewGuid().ToString("N")[..8];
+        platform.Llm.FailNextWebhook(hook);
+        var client = platform.Client(await platform.CreateKeyAsync());
+
+        var taskId = (await (await client.ExecuteAsync(new { task = "notify me", async_execution = true, webhook_url = platform.Llm.WebhookUrl(hook) }))
+            .JsonAsync())["task_id"]!.GetValue<string>();
+        await client.WaitForFinalAsync(taskId);
+        await HttpExtensions.WaitUntilAsync(() => Task.FromResult(platform.Llm.WebhooksFor(hook).Count >= 2), seconds: 60,
+            what: "the webhook to be retried after a 500");
+
+        var delivered = platform.Llm.WebhooksFor(hook).Last();
+        Assert.Equal(taskId, delivered["task_id"]!.GetValue<string>());
+        Assert.Equal("completed", delivered["status"]!.GetValue<string>());
+        Assert.Equal("task.completed", delivered["event"]!.GetValue<string>());
+        Assert.NotNull(delivered["result"]);
+    }
 }
