@@ -51,15 +51,20 @@ fi
 PIDS=()
 PG_DATA="$STATE/postgres"
 cleanup() {
-  trap - INT TERM EXIT
+  # Ignore further Ctrl+C while stopping, so a second one cannot leave servers behind.
+  trap '' INT TERM
+  trap - EXIT
   log "Stopping…"
   for pid in "${PIDS[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]:-}"; do [ -n "$pid" ] && wait "$pid" 2>/dev/null || true; done
-  [ -f "$PG_DATA/postmaster.pid" ] && as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast stop >/dev/null 2>&1 || true
   [ -f "$STATE/redis.pid" ] && kill "$(cat "$STATE/redis.pid")" 2>/dev/null || true
   rm -f "$STATE/redis.pid"
+  [ -f "$PG_DATA/postmaster.pid" ] && as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast stop >/dev/null 2>&1 || true
+  for pid in "${PIDS[@]:-}"; do [ -n "$pid" ] && wait "$pid" 2>/dev/null || true; done
+  log "Stopped."
 }
-trap cleanup INT TERM EXIT
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 PG_PORT=$(free_port "${PG_PORT:-55432}")
 REDIS_PORT=$(free_port "${REDIS_PORT:-56379}")
