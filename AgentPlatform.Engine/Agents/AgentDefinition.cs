@@ -2,27 +2,61 @@ using System.ComponentModel.DataAnnotations;
 
 namespace AgentPlatform.Engine.Agents;
 
-/// <summary>One named agent: what it is for, how it is prompted, which model answers.</summary>
+/// <summary>One named agent: what it is for, how it is prompted, which models answer, which tools it may use.</summary>
 public sealed class AgentDefinition
 {
     public string Name { get; set; } = "";
 
-    [Required]
+    [Required, MaxLength(2000)]
     public string Description { get; set; } = "";
 
-    [Required]
+    [Required, MaxLength(20_000)]
     public string SystemPrompt { get; set; } = "";
 
-    /// <summary>Model id at the provider; empty means the provider's default model.</summary>
+    /// <summary>Shorthand for a one-model chain on the default provider; empty means the provider's default model.</summary>
+    [MaxLength(200)]
     public string? Model { get; set; }
 
+    /// <summary>The model chain: the primary first, then fallbacks, tried past open circuit breakers.</summary>
+    public List<ModelOption> Models { get; set; } = [];
+
+    /// <summary>Words that describe the agent's field; the router embeds them with the description.</summary>
     public string[] Keywords { get; set; } = [];
+
+    /// <summary>Tool names (a trailing * matches a prefix) the agent may use; none when empty.</summary>
+    public string[] Tools { get; set; } = [];
 
     [Range(0.0, 2.0)]
     public float? Temperature { get; set; }
 
     [Range(1, 1_000_000)]
     public int? MaxOutputTokens { get; set; }
+
+    /// <summary>Time limit for one run of this agent (all fallbacks and tool calls included).</summary>
+    [Range(1, 3600)]
+    public int TimeoutSeconds { get; set; } = 120;
+}
+
+/// <summary>One model of an agent's chain.</summary>
+public sealed class ModelOption
+{
+    /// <summary>A provider under Llm:Providers, or "default" (the openai connection string).</summary>
+    [MaxLength(100)]
+    public string Provider { get; set; } = "default";
+
+    [Required, MaxLength(200)]
+    public string Model { get; set; } = "";
+
+    /// <summary>USD per 1K input tokens; when null the price table under Llm:Pricing applies.</summary>
+    [Range(0.0, 1000.0)]
+    public decimal? InputPer1K { get; set; }
+
+    [Range(0.0, 1000.0)]
+    public decimal? OutputPer1K { get; set; }
+
+    /// <summary>1 (cheapest) to 5 (most expensive): the router prefers cheaper agents when scores tie.</summary>
+    [Range(1, 5)]
+    public int CostTier { get; set; } = 1;
 }
 
 /// <summary>Binds the "Agents" section: a map of agent name to definition, plus the default agent.</summary>
@@ -30,7 +64,7 @@ public sealed class AgentOptions
 {
     public const string SectionName = "Agents";
 
-    /// <summary>The agent that answers "auto" until the router arrives, and when no agent_type is given.</summary>
+    /// <summary>The agent that answers when the router has no better candidate.</summary>
     [Required]
     public string DefaultAgent { get; set; } = "general";
 

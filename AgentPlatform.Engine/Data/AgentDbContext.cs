@@ -9,6 +9,7 @@ public sealed class AgentDbContext(DbContextOptions<AgentDbContext> options) : D
     public DbSet<ApiKey> ApiKeys => Set<ApiKey>();
     public DbSet<AgentTask> Tasks => Set<AgentTask>();
     public DbSet<TaskFeedback> Feedback => Set<TaskFeedback>();
+    public DbSet<Agents.StoredAgent> Agents => Set<Agents.StoredAgent>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder) =>
         modelBuilder.ApplyConfigurationsFromAssembly(typeof(AgentDbContext).Assembly);

@@ -22,6 +22,12 @@ public sealed class AgentTask
     public int? CompletionTokens { get; set; }
     public decimal? CostUsd { get; set; }
     public long? DurationMs { get; set; }
+    /// <summary>The router's decision (chosen agent, confidence, strategy, candidates) as JSON.</summary>
+    public string? RoutingJson { get; set; }
+    /// <summary>single, parallel or cascade.</summary>
+    public string? Strategy { get; set; }
+    /// <summary>The tool calls made while the task ran (<see cref="Tools.ToolCallRecord"/> list as JSON).</summary>
+    public string? ToolCallsJson { get; set; }
     /// <summary>How many times a worker has started this task (a crash or shutdown makes it more than one).</summary>
     public int Attempts { get; set; }
 

@@ -9,11 +9,19 @@ using Microsoft.Extensions.Logging;
 
 namespace AgentPlatform.Tests.Infrastructure;
 
-/// <summary>One scripted answer: an HTTP status (200 = a normal completion), a delay, and the text.</summary>
-public sealed record LlmStep(int Status = 200, TimeSpan Delay = default, string? Content = null, int PromptTokens = 100, int CompletionTokens = 50);
+/// <summary>
+/// One scripted answer: an HTTP status (200 = a normal completion), a delay, the text, or tool calls
+/// the model asks for (the client is expected to answer them in its next request).
+/// </summary>
+public sealed record LlmStep(int Status = 200, TimeSpan Delay = default, string? Content = null, int PromptTokens = 100,
+    int CompletionTokens = 50, ToolCallStep[]? ToolCalls = null);
 
-/// <summary>A call the double received.</summary>
-public sealed record LlmCall(string Marker, string Model, string? TraceParent, string UserMessage, DateTimeOffset At, bool Completed);
+/// <summary>A tool call the scripted model makes: the tool's name and its arguments as JSON.</summary>
+public sealed record ToolCallStep(string Name, string ArgumentsJson);
+
+/// <summary>A call the double received (Completed marks the answer it sent back).</summary>
+public sealed record LlmCall(string Marker, string Model, string? TraceParent, string UserMessage, DateTimeOffset At, bool Completed,
+    JsonArray? Messages = null, JsonArray? Tools = null, string? Authorization = null);
 
 /// <summary>
 /// The only test double: an OpenAI-protocol server (POST /v1/chat/completions) on a real port. A test
@@ -47,6 +55,7 @@ public sealed class LlmDouble : IAsyncDisposable
         var app = builder.Build();
         var llm = new LlmDouble(app, $"http://127.0.0.1:{port}/v1");
         app.MapPost("/v1/chat/completions", llm.CompleteAsync);
+        app.MapPost("/v1/embeddings", llm.EmbedAsync);
         // A client's webhook receiver, for tests of webhook delivery (not part of the OpenAI protocol).
         app.MapPost("/hooks/{name}", async (string name, HttpContext http) =>
         {
@@ -85,7 +94,9 @@ public sealed class LlmDouble : IAsyncDisposable
             step = steps[Math.Min(n, steps.Length) - 1];
         }
 
-        var call = new LlmCall(marker, model, http.Request.Headers["traceparent"].FirstOrDefault(), userText, DateTimeOffset.UtcNow, false);
+        var call = new LlmCall(marker, model, http.Request.Headers["traceparent"].FirstOrDefault(), userText, DateTimeOffset.UtcNow, false,
+            body["messages"]!.AsArray().DeepClone().AsArray(), body["tools"]?.AsArray().DeepClone().AsArray(),
+            http.Request.Headers.Authorization.FirstOrDefault());
         _calls.Enqueue(call);
         try
         {
@@ -104,6 +115,37 @@ public sealed class LlmDouble : IAsyncDisposable
         }
 
         _calls.Enqueue(call with { Completed = true, At = DateTimeOffset.UtcNow });
+        if (step.ToolCalls is { Length: > 0 })
+        {
+            await http.Response.WriteAsJsonAsync(new
+            {
+                id = "chatcmpl-" + Guid.NewGuid().ToString("N"),
+                @object = "chat.completion",
+                created = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
+                model,
+                choices = new[]
+                {
+                    new
+                    {
+                        index = 0,
+                        message = new
+                        {
+                            role = "assistant",
+                            content = (string?)null,
+                            tool_calls = step.ToolCalls.Select((t, i) => new
+                            {
+                                id = $"call_{i}_{Guid.NewGuid():N}"[..24],
+                                type = "function",
+                                function = new { name = t.Name, arguments = t.ArgumentsJson },
+                            }).ToArray(),
+                        },
+                        finish_reason = "tool_calls",
+                    },
+                },
+                usage = new { prompt_tokens = step.PromptTokens, completion_tokens = step.CompletionTokens, total_tokens = step.PromptTokens + step.CompletionTokens },
+            }, JsonOptions);
+            return;
+        }
         await http.Response.WriteAsJsonAsync(new
         {
             id = "chatcmpl-" + Guid.NewGuid().ToString("N"),
@@ -116,6 +158,35 @@ public sealed class LlmDouble : IAsyncDisposable
             },
             usage = new { prompt_tokens = step.PromptTokens, completion_tokens = step.CompletionTokens, total_tokens = step.PromptTokens + step.CompletionTokens },
         }, JsonOptions);
+    }
+
+    /// <summary>Number of /v1/embeddings requests received.</summary>
+    public int EmbeddingCalls => _embeddingCalls;
+    private int _embeddingCalls;
+
+    // Deterministic bag-of-words vectors: texts that share words are close, as with a real model.
+    private async Task EmbedAsync(HttpContext http)
+    {
+        Interlocked.Increment(ref _embeddingCalls);
+        var body = (await JsonNode.ParseAsync(http.Request.Body))!.AsObject();
+        var input = body["input"]!;
+        var texts = input is JsonArray array ? array.Select(t => t!.GetValue<string>()).ToList() : [input.GetValue<string>()];
+        await http.Response.WriteAsJsonAsync(new
+        {
+            @object = "list",
+            model = body["model"]?.GetValue<string>() ?? "",
+            data = texts.Select((text, i) => new { @object = "embedding", index = i, embedding = BagOfWords(text) }).ToArray(),
+            usage = new { prompt_tokens = texts.Sum(t => t.Length / 4 + 1), total_tokens = texts.Sum(t => t.Length / 4 + 1) },
+        }, JsonOptions);
+    }
+
+    public static float[] BagOfWords(string text, int dimensions = 256)
+    {
+        var vector = new float[dimensions];
+        foreach (var word in text.ToLowerInvariant().Split([' ', ',', '.', '?', '!', ':', ';', '\n', '(', ')'], StringSplitOptions.RemoveEmptyEntries))
+            vector[(int)((uint)StringComparer.Ordinal.GetHashCode(word) % dimensions)] += 1;
+        var norm = MathF.Sqrt(vector.Sum(v => v * v));
+        return norm == 0 ? vector : vector.Select(v => v / norm).ToArray();
     }
 
     private static readonly JsonSerializerOptions JsonOptions = new(JsonSerializerDefaults.Web) { PropertyNamingPolicy = null };

@@ -12,6 +12,9 @@ internal sealed class AgentTaskConfiguration : IEntityTypeConfiguration<AgentTas
         task.HasKey(t => t.Id);
         task.Property(t => t.Agent).HasMaxLength(100);
         task.Property(t => t.ContextJson).HasColumnType("jsonb");
+        task.Property(t => t.RoutingJson).HasColumnType("jsonb");
+        task.Property(t => t.ToolCallsJson).HasColumnType("jsonb");
+        task.Property(t => t.Strategy).HasMaxLength(20);
         task.Property(t => t.Priority).HasConversion<string>().HasMaxLength(10);
         task.Property(t => t.Status).HasMaxLength(20);
         task.Property(t => t.SessionId).HasMaxLength(200);

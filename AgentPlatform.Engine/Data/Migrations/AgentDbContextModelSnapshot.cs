@@ -72,6 +72,24 @@ namespace AgentPlatform.Engine.Data.Migrations
                     b.ToTable("api_keys", (string)null);
                 });
 
+            modelBuilder.Entity("AgentPlatform.Engine.Agents.StoredAgent", b =>
+                {
+                    b.Property<string>("Name")
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)");
+
+                    b.Property<string>("DefinitionJson")
+                        .IsRequired()
+                        .HasColumnType("jsonb");
+
+                    b.Property<DateTimeOffset>("UpdatedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.HasKey("Name");
+
+                    b.ToTable("agents", (string)null);
+                });
+
             modelBuilder.Entity("AgentPlatform.Engine.Tasks.AgentTask", b =>
                 {
                     b.Property<Guid>("Id")
@@ -145,6 +163,9 @@ namespace AgentPlatform.Engine.Data.Migrations
                     b.Property<string>("Result")
                         .HasColumnType("text");
 
+                    b.Property<string>("RoutingJson")
+                        .HasColumnType("jsonb");
+
                     b.Property<string>("SessionId")
                         .HasMaxLength(200)
                         .HasColumnType("character varying(200)");
@@ -156,6 +177,13 @@ namespace AgentPlatform.Engine.Data.Migrations
                         .IsRequired()
                         .HasMaxLength(20)
                         .HasColumnType("character varying(20)");
+
+                    b.Property<string>("Strategy")
+                        .HasMaxLength(20)
+                        .HasColumnType("character varying(20)");
+
+                    b.Property<string>("ToolCallsJson")
+                        .HasColumnType("jsonb");
 
                     b.Property<string>("TraceParent")
                         .HasMaxLength(64)
