@@ -10,8 +10,10 @@ namespace AgentPlatform.Engine.Data;
 public static class DatabaseMigrator
 {
     /// <summary>
-    /// Applies pending EF Core migrations. EF Core (9+) holds a database-wide migration lock, so
-    /// several processes starting together apply them once. Retries while Postgres is still starting.
+    /// Applies pending EF Core migrations and installs Hangfire's schema, once, even when several
+    /// processes start together: all of it runs under one Postgres advisory lock (EF Core's own
+    /// migration lock did not stop two processes from applying the same migration in our tests).
+    /// Retries while Postgres is still starting.
     /// </summary>
     public static async Task MigrateDatabaseAsync(this IServiceProvider services, CancellationToken cancellationToken = default)
     {
@@ -23,9 +25,18 @@ public static class DatabaseMigrator
             try
             {
                 await using var scope = services.CreateAsyncScope();
-                var db = scope.ServiceProvider.GetRequiredService<AgentDbContext>();
-                await db.Database.MigrateAsync(cancellationToken);
-                await InstallHangfireSchemaAsync(scope.ServiceProvider.GetRequiredService<NpgsqlDataSource>(), cancellationToken);
+                var dataSource = scope.ServiceProvider.GetRequiredService<NpgsqlDataSource>();
+                await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+                await ExecuteAsync(connection, $"SELECT pg_advisory_lock({MigrationLockId})", cancellationToken);
+                try
+                {
+                    await scope.ServiceProvider.GetRequiredService<AgentDbContext>().Database.MigrateAsync(cancellationToken);
+                    PostgreSqlObjectsInstaller.Install(connection, HangfireSchema);
+                }
+                finally
+                {
+                    await ExecuteAsync(connection, $"SELECT pg_advisory_unlock({MigrationLockId})", CancellationToken.None);
+                }
                 return;
             }
             catch (NpgsqlException e) when (attempt < 30 && (e.IsTransient || e is PostgresException { SqlState: "57P03" }))
@@ -36,24 +47,12 @@ public static class DatabaseMigrator
         }
     }
 
-    /// <summary>
-    /// Hangfire.PostgreSql installs its schema lazily from every process, and two processes starting
-    /// together race ("schema already exists"). Installing it here, under an advisory lock, makes it once.
-    /// </summary>
-    private static async Task InstallHangfireSchemaAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken)
+    private const long MigrationLockId = 7201302;
+
+    private static async Task ExecuteAsync(NpgsqlConnection connection, string sql, CancellationToken cancellationToken)
     {
-        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        await using (var lockCommand = new NpgsqlCommand("SELECT pg_advisory_lock(7201302)", connection))
-            await lockCommand.ExecuteNonQueryAsync(cancellationToken);
-        try
-        {
-            PostgreSqlObjectsInstaller.Install(connection, HangfireSchema);
-        }
-        finally
-        {
-            await using var unlock = new NpgsqlCommand("SELECT pg_advisory_unlock(7201302)", connection);
-            await unlock.ExecuteNonQueryAsync(CancellationToken.None);
-        }
+        await using var command = new NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
     public const string HangfireSchema = "hangfire";
