@@ -2,7 +2,10 @@ using AgentPlatform.Engine.Admission;
 using AgentPlatform.Engine.Agents;
 using AgentPlatform.Engine.Data;
 using AgentPlatform.Engine.Llm;
+using AgentPlatform.Engine.Execution;
+using AgentPlatform.Engine.Routing;
 using AgentPlatform.Engine.Tasks;
+using Microsoft.Extensions.AI;
 using Hangfire;
 using Hangfire.PostgreSql;
 using Microsoft.EntityFrameworkCore;
@@ -45,12 +48,13 @@ public static class EngineExtensions
             .ValidateDataAnnotations()
             .Validate(o => o.Definitions.ContainsKey(o.DefaultAgent),
                 $"{AgentOptions.SectionName}:DefaultAgent must name an agent under {AgentOptions.SectionName}:Definitions.")
-            .Validate(o => o.Definitions.Values.All(a => !string.IsNullOrWhiteSpace(a.SystemPrompt) && !string.IsNullOrWhiteSpace(a.Description)),
-                $"Every agent under {AgentOptions.SectionName}:Definitions needs a Description and a SystemPrompt.")
             .ValidateOnStart();
+        services.AddSingleton<IValidateOptions<AgentOptions>>(sp => new AgentOptionsValidator(sp.GetRequiredService<IOptions<LlmOptions>>()));
         services.AddOptions<TierOptions>().Bind(configuration.GetSection(TierOptions.SectionName)).ValidateOnStart();
         services.AddOptions<PromptInjectionOptions>().Bind(configuration.GetSection(PromptInjectionOptions.SectionName)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<PromptInjectionOptions>, PromptInjectionOptionsValidator>();
+        services.AddOptions<RouterOptions>().Bind(configuration.GetSection(RouterOptions.SectionName))
+            .ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<QueueOptions>().Bind(configuration.GetSection(QueueOptions.SectionName)).ValidateOnStart();
         services.AddOptions<LlmOptions>()
             .Bind(configuration.GetSection(LlmOptions.SectionName))
@@ -95,27 +99,47 @@ public static class EngineExtensions
                 UseSlidingInvisibilityTimeout = true,
             }));
 
-        services.AddHttpClient(ChatClientPool.HttpClientName)
-            .AddResilienceHandler("llm", (pipeline, context) =>
-            {
-                var llm = context.ServiceProvider.GetRequiredService<IOptions<LlmOptions>>().Value;
-                pipeline.AddRetry(new HttpRetryStrategyOptions
+        // One HttpClient per provider: key rotation inside a Polly retry, so each attempt may use another key.
+        var llmSettings = configuration.GetSection(LlmOptions.SectionName).Get<LlmOptions>() ?? new LlmOptions();
+        llmSettings.ApplyConnectionString(configuration.GetConnectionString(OpenAiConnectionName));
+        if (string.IsNullOrWhiteSpace(llmSettings.Key)) llmSettings.Key = configuration["OPENAI_API_KEY"];
+        foreach (var (name, provider) in llmSettings.AllProviders())
+        {
+            var keys = new ProviderKeyPool(name, provider.AllKeys.Length > 0 ? provider.AllKeys : ["no-key"],
+                llmSettings.KeyRestPeriod, TimeProvider.System);
+            var http = services.AddHttpClient(ChatClientPool.HttpClientPrefix + name);
+            http.AddResilienceHandler("llm", (pipeline, context) =>
                 {
-                    MaxRetryAttempts = Math.Max(1, llm.MaxRetries),
-                    ShouldHandle = llm.MaxRetries == 0
-                        ? _ => PredicateResult.False()
-                        : new HttpRetryStrategyOptions().ShouldHandle,
-                    Delay = llm.RetryBaseDelay,
-                    BackoffType = DelayBackoffType.Exponential,
-                    UseJitter = true,
+                    var llm = context.ServiceProvider.GetRequiredService<IOptions<LlmOptions>>().Value;
+                    pipeline.AddRetry(new HttpRetryStrategyOptions
+                    {
+                        MaxRetryAttempts = Math.Max(1, llm.MaxRetries),
+                        ShouldHandle = llm.MaxRetries == 0
+                            ? _ => PredicateResult.False()
+                            : new HttpRetryStrategyOptions().ShouldHandle,
+                        Delay = llm.RetryBaseDelay,
+                        BackoffType = DelayBackoffType.Exponential,
+                        UseJitter = true,
+                    });
+                    pipeline.AddTimeout(llm.AttemptTimeout);
                 });
-                pipeline.AddTimeout(llm.AttemptTimeout);
-            });
+            http.AddHttpMessageHandler(() => new ProviderKeyRotationHandler(keys));
+        }
 
         services.AddHttpClient(WebhookDeliveryJob.HttpClientName, client => client.Timeout = TimeSpan.FromSeconds(10));
 
+        services.AddSingleton(TimeProvider.System);
         services.AddSingleton<ChatClientPool>();
-        services.AddSingleton<AgentCatalog>();
+        services.AddSingleton<CircuitBreakers>();
+        services.AddSingleton<AgentClients>();
+        services.AddSingleton<AgentRegistry>();
+        services.AddHostedService(sp => sp.GetRequiredService<AgentRegistry>());
+        services.AddSingleton<AgentStats>();
+        services.AddSingleton<IEmbeddingGenerator<string, Embedding<float>>>(sp =>
+            sp.GetRequiredService<ChatClientPool>().CreateEmbeddingGenerator() ?? new LocalEmbeddingGenerator());
+        services.AddSingleton<AgentRouter>();
+        services.AddSingleton<AgentInvoker>();
+        services.AddSingleton<TaskExecutor>();
         services.AddSingleton<TaskEvents>();
         services.AddSingleton<PromptInjectionDetector>();
         services.AddSingleton<RequestRateLimiter>();
@@ -141,4 +165,16 @@ internal sealed class RedisConnectionWarmup(IServiceProvider services) : IHosted
         Task.Run(() => services.GetRequiredService<IConnectionMultiplexer>(), cancellationToken);
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}
+
+/// <summary>Stops start-up on a configured agent that breaks <see cref="AgentDefinitionRules"/>, naming the setting.</summary>
+internal sealed class AgentOptionsValidator(IOptions<LlmOptions> llm) : IValidateOptions<AgentOptions>
+{
+    public ValidateOptionsResult Validate(string? name, AgentOptions options)
+    {
+        var failures = options.Definitions.SelectMany(agent =>
+            AgentDefinitionRules.Check(agent.Key, agent.Value, AgentDefinitionRules.ProviderCheck(llm.Value))
+                .Select(e => $"{AgentOptions.SectionName}:Definitions:{agent.Key}:{e.Key}: {string.Join(" ", e.Value)}")).ToList();
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
 }

@@ -1,6 +1,8 @@
 using System.ComponentModel.DataAnnotations;
 using AgentPlatform.Api.Auth;
 using AgentPlatform.Engine.Admission;
+using AgentPlatform.Engine.Agents;
+using AgentPlatform.Engine.Llm;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
@@ -43,6 +45,12 @@ public static class AdminApi
             .WithSummary("Create a client key; the key itself is shown only in this response");
         admin.MapGet("/keys", ListKeysAsync).WithName("ListApiKeys").WithSummary("All keys, without their secrets");
         admin.MapDelete("/keys/{id:guid}", RevokeKeyAsync).WithName("RevokeApiKey").WithSummary("Revoke a key");
+
+        admin.MapGet("/agents", ListAgentDefinitions).WithName("ListAgentDefinitions").WithSummary("Every agent's full definition");
+        admin.MapGet("/agents/{name}", GetAgentDefinition).WithName("GetAgentDefinition").WithSummary("An agent's full definition");
+        admin.MapPut("/agents/{name}", PutAgentAsync).WithName("PutAgent")
+            .WithSummary("Create or replace an agent; every Api and Worker instance uses it within a second");
+        admin.MapDelete("/agents/{name}", DeleteAgentAsync).WithName("DeleteAgent").WithSummary("Remove an agent (a configured one is hidden)");
         return app;
     }
 
@@ -69,6 +77,45 @@ public static class AdminApi
         await keys.RevokeAsync(id, cancellationToken)
             ? TypedResults.NoContent()
             : TypedResults.NotFound(new ProblemDetails { Status = 404, Title = "Key not found", Detail = $"No active key {id}." });
+
+    public sealed record AgentDefinitionView(string Name, string Source, AgentDefinition Definition);
+
+    public static Ok<List<AgentDefinitionView>> ListAgentDefinitions([FromServices] AgentRegistry registry)
+    {
+        var snapshot = registry.Current;
+        return TypedResults.Ok(snapshot.All.Select(a => View(a, snapshot.Sources[a.Name])).ToList());
+    }
+
+    public static Results<Ok<AgentDefinitionView>, NotFound<ProblemDetails>> GetAgentDefinition(string name, [FromServices] AgentRegistry registry)
+    {
+        var snapshot = registry.Current;
+        return snapshot.Agents.TryGetValue(name, out var agent) ? TypedResults.Ok(View(agent, snapshot.Sources[agent.Name])) : AgentsApi.AgentNotFound(name);
+    }
+
+    public static async Task<Results<Ok<AgentDefinitionView>, ValidationProblem>> PutAgentAsync(string name, AgentDefinition definition,
+        [FromServices] AgentRegistry registry, [FromServices] IOptions<LlmOptions> llm, CancellationToken cancellationToken)
+    {
+        name = name.ToLowerInvariant();
+        var errors = AgentDefinitionRules.Check(name, definition, AgentDefinitionRules.ProviderCheck(llm.Value));
+        if (errors.Count > 0) return TypedResults.ValidationProblem(errors);
+        definition.Name = name;
+        await registry.SaveAsync(definition, cancellationToken);
+        return TypedResults.Ok(View(registry.Find(name)!, AgentSource.Database));
+    }
+
+    public static async Task<Results<NoContent, NotFound<ProblemDetails>, ProblemHttpResult>> DeleteAgentAsync(string name,
+        [FromServices] AgentRegistry registry, CancellationToken cancellationToken)
+    {
+        if (registry.Find(name) is not { } agent) return AgentsApi.AgentNotFound(name);
+        if (string.Equals(agent.Name, registry.Current.DefaultAgent, StringComparison.OrdinalIgnoreCase))
+            return TypedResults.Problem(statusCode: 409, title: "Default agent",
+                detail: $"'{agent.Name}' is the default agent (Agents:DefaultAgent); change the default before removing it.");
+        await registry.DeleteAsync(agent.Name, cancellationToken);
+        return TypedResults.NoContent();
+    }
+
+    private static AgentDefinitionView View(AgentDefinition agent, AgentSource source) =>
+        new(agent.Name, source == AgentSource.Database ? "database" : "configuration", agent);
 
     private static string[]? Clean(string[]? names) =>
         names is null ? null : names.Where(n => !string.IsNullOrWhiteSpace(n)).Select(n => n.Trim()).Distinct().ToArray();

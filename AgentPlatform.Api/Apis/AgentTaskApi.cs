@@ -3,6 +3,7 @@ using System.Security.Claims;
 using AgentPlatform.Api.Admission;
 using AgentPlatform.Api.Auth;
 using AgentPlatform.Engine.Agents;
+using AgentPlatform.Engine.Routing;
 using AgentPlatform.Engine.Data;
 using AgentPlatform.Engine.Tasks;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -47,10 +48,13 @@ public static class AgentTaskApi
     }
 
     /// <summary>What the task handlers need, as one scoped service (not a validated [AsParameters] type).</summary>
-    public sealed class TaskServices(AgentDbContext db, AgentCatalog agents, TaskQueue queue, TaskRunner runner, TaskEvents events)
+    public sealed class TaskServices(AgentDbContext db, AgentRegistry agents, AgentRouter router, AgentStats stats, TaskQueue queue,
+        TaskRunner runner, TaskEvents events)
     {
         public AgentDbContext Db { get; } = db;
-        public AgentCatalog Agents { get; } = agents;
+        public AgentRegistry Agents { get; } = agents;
+        public AgentRouter Router { get; } = router;
+        public AgentStats Stats { get; } = stats;
         public TaskQueue Queue { get; } = queue;
         public TaskRunner Runner { get; } = runner;
         public TaskEvents Events { get; } = events;
@@ -70,25 +74,33 @@ public static class AgentTaskApi
                 ["Idempotency-Key"] = ["The Idempotency-Key header must be 1 to 200 characters."],
             });
 
-        var agent = services.Agents.Resolve(request.AgentType);
-        if (agent is null)
+        var auto = string.IsNullOrWhiteSpace(request.AgentType) || string.Equals(request.AgentType, AgentRegistry.Auto, StringComparison.OrdinalIgnoreCase);
+        var named = (auto ? [] : new[] { request.AgentType! }).Concat(request.Agents ?? []).ToList();
+        var unknown = named.Where(n => services.Agents.Find(n) is null).ToList();
+        if (unknown.Count > 0)
             return TypedResults.ValidationProblem(new Dictionary<string, string[]>
             {
-                ["agent_type"] = [$"Unknown agent '{request.AgentType}'. Known agents: {string.Join(", ", services.Agents.All.Select(a => a.Name))}, or 'auto'."],
+                [request.Agents?.Intersect(unknown).Any() == true ? "agents" : "agent_type"] =
+                    [$"Unknown agent '{unknown[0]}'. Known agents: {string.Join(", ", services.Agents.Current.All.Select(a => a.Name))}, or 'auto'."],
             });
-        if (!caller.MayUseAgent(agent.Name))
+        var refused = named.FirstOrDefault(n => !caller.MayUseAgent(n));
+        if (refused is not null)
             return TypedResults.Problem(statusCode: 403, title: "Agent not allowed",
-                detail: $"This API key may not use the agent '{agent.Name}'.");
+                detail: $"This API key may not use the agent '{services.Agents.Find(refused)!.Name}'.");
 
         var hash = RequestHash.Of(request);
         if (idempotencyKey is not null && await FindByIdempotencyKeyAsync(services.Db, caller.KeyId, idempotencyKey) is { } existing)
-            return Replay(existing, hash);
+            return Replay(existing, hash, http);
 
+        var decision = await services.Router.RouteAsync(request.Task, request.AgentType, request.Strategy, request.Agents,
+            caller.MayUseAgent, http.RequestAborted);
         var task = new AgentTask
         {
             Id = Guid.CreateVersion7(),
             ApiKeyId = caller.KeyId,
-            Agent = agent.Name,
+            Agent = decision.Agent,
+            Strategy = decision.Strategy,
+            RoutingJson = new TaskRouting(decision, null).ToJson(),
             Input = request.Task,
             ContextJson = request.Context?.ToJsonString(),
             Priority = request.Priority,
@@ -113,7 +125,7 @@ public static class AgentTaskApi
         {
             // Two retries with one Idempotency-Key raced; the first one's task is the task.
             services.Db.ChangeTracker.Clear();
-            return Replay((await FindByIdempotencyKeyAsync(services.Db, caller.KeyId, idempotencyKey!))!, hash);
+            return Replay((await FindByIdempotencyKeyAsync(services.Db, caller.KeyId, idempotencyKey!))!, hash, http);
         }
 
         if (request.AsyncExecution)
@@ -123,13 +135,14 @@ public static class AgentTaskApi
         }
 
         services.Db.Entry(task).State = EntityState.Detached;
-        return SyncOutcome(await services.Runner.RunClaimedAsync(task, http.RequestAborted));
+        return SyncOutcome(await services.Runner.RunClaimedAsync(task, caller.ToolCaller, http.RequestAborted), http);
     }
 
     private static Task<AgentTask?> FindByIdempotencyKeyAsync(AgentDbContext db, Guid keyId, string idempotencyKey) =>
         db.Tasks.AsNoTracking().FirstOrDefaultAsync(t => t.ApiKeyId == keyId && t.IdempotencyKey == idempotencyKey);
 
-    private static Results<Ok<ExecuteResponse>, Accepted<AcceptedResponse>, ProblemHttpResult, ValidationProblem> Replay(AgentTask existing, string hash)
+    private static Results<Ok<ExecuteResponse>, Accepted<AcceptedResponse>, ProblemHttpResult, ValidationProblem> Replay(AgentTask existing, string hash,
+        HttpContext http)
     {
         if (existing.RequestHash != hash)
             return TypedResults.Problem(statusCode: 409, title: "Idempotency-Key reused",
@@ -140,29 +153,41 @@ public static class AgentTaskApi
             return TypedResults.Problem(statusCode: 409, title: "Request in progress",
                 detail: "The first request with this Idempotency-Key is still running.",
                 extensions: new Dictionary<string, object?> { ["task_id"] = existing.Id });
-        return SyncOutcome(existing);
+        return SyncOutcome(existing, http);
     }
 
     private static Accepted<AcceptedResponse> Accepted(AgentTask task)
     {
         var statusUrl = $"/agent/status/{task.Id}";
-        return TypedResults.Accepted(statusUrl, new AcceptedResponse(task.Id, TaskStatus.Queued, statusUrl));
+        return TypedResults.Accepted(statusUrl, new AcceptedResponse(task.Id, TaskStatus.Queued, statusUrl,
+            TaskRouting.FromJson(task.RoutingJson)?.Decision));
     }
 
-    private static Results<Ok<ExecuteResponse>, Accepted<AcceptedResponse>, ProblemHttpResult, ValidationProblem> SyncOutcome(AgentTask task)
+    private static Results<Ok<ExecuteResponse>, Accepted<AcceptedResponse>, ProblemHttpResult, ValidationProblem> SyncOutcome(AgentTask task,
+        HttpContext http)
     {
+        var view = TaskView.From(task);
         if (task.Status == TaskStatus.Completed)
         {
-            var prompt = task.PromptTokens ?? 0;
-            var completion = task.CompletionTokens ?? 0;
             return TypedResults.Ok(new ExecuteResponse(task.Id, task.Status, task.Agent, task.Result,
-                new Usage(prompt, completion, prompt + completion), task.CostUsd ?? 0m, task.DurationMs ?? 0, Cached: false));
+                view.Usage ?? new Usage(0, 0, 0), task.CostUsd ?? 0m, task.DurationMs ?? 0, Cached: false,
+                task.Model, task.Strategy, view.Routing, view.Runs, view.ToolCalls));
+        }
+        var extensions = new Dictionary<string, object?> { ["task_id"] = task.Id, ["task_status"] = task.Status, ["agent"] = task.Agent };
+        // Every model of every agent refused because of open breakers: the platform is protecting itself, retry later.
+        if (view.Runs is { Count: > 0 } runs && runs.All(r => r.Outcome == "unavailable"))
+        {
+            var retryAfter = runs.Select(r => r.RetryAfter ?? TimeSpan.FromSeconds(5)).Min();
+            http.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return TypedResults.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Agent unavailable",
+                detail: $"Agent '{task.Agent}' is unavailable: every model of its chain has an open circuit breaker or failed. {task.Error}",
+                extensions: extensions);
         }
         return TypedResults.Problem(
             statusCode: task.Status == TaskStatus.Cancelled ? 499 : StatusCodes.Status502BadGateway,
             title: task.Status == TaskStatus.Cancelled ? "Task cancelled" : "Agent task failed",
             detail: task.Error,
-            extensions: new Dictionary<string, object?> { ["task_id"] = task.Id, ["task_status"] = task.Status });
+            extensions: extensions);
     }
 
     public static async Task<Results<Ok<TaskView>, NotFound<ProblemDetails>, ValidationProblem>> GetStatusAsync(
@@ -209,11 +234,14 @@ public static class AgentTaskApi
     }
 
     public static async Task<Results<Ok<FeedbackResponse>, NotFound<ProblemDetails>>> SubmitFeedbackAsync(
-        FeedbackRequest request, [FromServices] AgentDbContext db, ClaimsPrincipal user)
+        FeedbackRequest request, [FromServices] AgentDbContext db, [FromServices] AgentStats stats, ClaimsPrincipal user)
     {
         var keyId = user.GetCaller().KeyId;
         var taskId = request.TaskId!.Value;
-        if (!await db.Tasks.AnyAsync(t => t.Id == taskId && t.ApiKeyId == keyId)) return TaskNotFound(taskId);
+        var agent = await db.Tasks.Where(t => t.Id == taskId && t.ApiKeyId == keyId).Select(t => t.Agent).FirstOrDefaultAsync();
+        if (agent is null) return TaskNotFound(taskId);
+        // A rating moves the agent's track record, so the router learns from it.
+        await stats.RecordFeedbackAsync(agent, request.Rating!.Value);
 
         var feedback = await db.Feedback.FindAsync(taskId);
         if (feedback is null)

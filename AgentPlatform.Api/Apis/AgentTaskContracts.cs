@@ -2,6 +2,8 @@ using System.ComponentModel.DataAnnotations;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using AgentPlatform.Api.Admission;
+using AgentPlatform.Engine.Execution;
+using AgentPlatform.Engine.Routing;
 using AgentPlatform.Engine.Tasks;
 
 namespace AgentPlatform.Api.Apis;
@@ -30,6 +32,14 @@ public sealed class ExecuteRequest : IPromptRequest, IValidatableObject
     [MaxLength(2000), Display(Name = "webhook_url")]
     public string? WebhookUrl { get; init; }
 
+    /// <summary>single, parallel or cascade; when absent the router chooses from its confidence.</summary>
+    [MaxLength(20), Display(Name = "strategy")]
+    public string? Strategy { get; init; }
+
+    /// <summary>Participants of a parallel or cascade run, in order; when absent the router's top candidates.</summary>
+    [MaxLength(5), Display(Name = "agents")]
+    public string[]? Agents { get; init; }
+
     public IEnumerable<(string Field, string? Text)> PromptFields()
     {
         yield return ("task", Task);
@@ -44,25 +54,38 @@ public sealed class ExecuteRequest : IPromptRequest, IValidatableObject
             yield return new ValidationResult("The webhook_url must be an absolute http or https URL.", ["webhook_url"]);
         if (Context is not null && Context.ToJsonString().Length > 64_000)
             yield return new ValidationResult("The context must serialise to at most 64,000 characters.", ["context"]);
+        if (Strategy is not null && !Strategies.All.Contains(Strategy))
+            yield return new ValidationResult("The strategy is single, parallel or cascade.", ["strategy"]);
+        if (Agents is { Length: > 0 } && Strategy == Strategies.Single)
+            yield return new ValidationResult("agents lists the participants of a parallel or cascade run.", ["agents"]);
+        if (Agents is { Length: 1 })
+            yield return new ValidationResult("A parallel or cascade run needs at least two agents.", ["agents"]);
     }
 }
 
 public sealed record Usage(int PromptTokens, int CompletionTokens, int TotalTokens);
 
 public sealed record ExecuteResponse(
-    Guid TaskId, string Status, string Agent, string? Result, Usage Usage, decimal CostUsd, long DurationMs, bool Cached);
+    Guid TaskId, string Status, string Agent, string? Result, Usage Usage, decimal CostUsd, long DurationMs, bool Cached,
+    string? Model, string? Strategy, RoutingDecision? Routing, IReadOnlyList<AgentRun>? Runs, JsonNode? ToolCalls);
 
-public sealed record AcceptedResponse(Guid TaskId, string Status, string StatusUrl);
+public sealed record AcceptedResponse(Guid TaskId, string Status, string StatusUrl, RoutingDecision? Routing);
 
 public sealed record TaskView(
     Guid TaskId, string Status, string Agent, string? Result, string? Error,
     DateTimeOffset CreatedAt, DateTimeOffset? StartedAt, DateTimeOffset? CompletedAt,
-    Usage? Usage, decimal? CostUsd, long? DurationMs, string? Model, TaskPriority Priority, string? SessionId, int Attempts)
+    Usage? Usage, decimal? CostUsd, long? DurationMs, string? Model, TaskPriority Priority, string? SessionId, int Attempts,
+    string? Strategy, RoutingDecision? Routing, IReadOnlyList<AgentRun>? Runs, JsonNode? ToolCalls)
 {
-    public static TaskView From(AgentTask t) => new(
-        t.Id, t.Status, t.Agent, t.Result, t.Error, t.CreatedAt, t.StartedAt, t.CompletedAt,
-        t.PromptTokens is null ? null : new Usage(t.PromptTokens.Value, t.CompletionTokens ?? 0, t.PromptTokens.Value + (t.CompletionTokens ?? 0)),
-        t.CostUsd, t.DurationMs, t.Model, t.Priority, t.SessionId, t.Attempts);
+    public static TaskView From(AgentTask t)
+    {
+        var routing = TaskRouting.FromJson(t.RoutingJson);
+        return new(
+            t.Id, t.Status, t.Agent, t.Result, t.Error, t.CreatedAt, t.StartedAt, t.CompletedAt,
+            t.PromptTokens is null ? null : new Usage(t.PromptTokens.Value, t.CompletionTokens ?? 0, t.PromptTokens.Value + (t.CompletionTokens ?? 0)),
+            t.CostUsd, t.DurationMs, t.Model, t.Priority, t.SessionId, t.Attempts,
+            t.Strategy, routing?.Decision, routing?.Runs, t.ToolCallsJson is null ? null : JsonNode.Parse(t.ToolCallsJson));
+    }
 }
 
 public sealed class FeedbackRequest
@@ -86,6 +109,6 @@ internal static class RequestHash
         Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(JsonSerializer.SerializeToUtf8Bytes(new
         {
             request.Task, request.AgentType, Context = request.Context?.ToJsonString(), request.AsyncExecution,
-            request.Priority, request.SessionId, request.WebhookUrl,
+            request.Priority, request.SessionId, request.WebhookUrl, request.Strategy, request.Agents,
         })));
 }

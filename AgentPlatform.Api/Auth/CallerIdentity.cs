@@ -1,13 +1,18 @@
 using System.Security.Claims;
 using AgentPlatform.Engine.Admission;
+using AgentPlatform.Engine.Tools;
 
 namespace AgentPlatform.Api.Auth;
 
 /// <summary>Who is calling: the claims the key handler issues and typed access to them.</summary>
-public sealed record Caller(Guid KeyId, string Name, string Tier, bool IsAdmin, string[]? AllowedAgents, decimal? DailyBudgetUsd)
+public sealed record Caller(Guid KeyId, string Name, string Tier, bool IsAdmin, string[]? AllowedAgents, decimal? DailyBudgetUsd,
+    string[]? AllowedTools = null)
 {
     public bool MayUseAgent(string agent) =>
         AllowedAgents is null || AllowedAgents.Length == 0 || AllowedAgents.Contains(agent, StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>The caller as the tool catalog sees it.</summary>
+    public ToolCaller ToolCaller => new(KeyId, AllowedTools, IsAdmin);
 }
 
 public static class CallerIdentity
@@ -21,13 +26,15 @@ public static class CallerIdentity
     private const string TierClaim = "tier";
     private const string AllowedAgentClaim = "allowed_agent";
     private const string BudgetClaim = "daily_budget_usd";
+    private const string AllowedToolClaim = "allowed_tool";
+    private const string ToolsRestrictedClaim = "tools_restricted";
 
-    public static ClaimsPrincipal ForAdmin() => Principal(AdminKeyId, "admin", "enterprise", isAdmin: true, null, null);
+    public static ClaimsPrincipal ForAdmin() => Principal(AdminKeyId, "admin", "enterprise", isAdmin: true, null, null, null);
 
     public static ClaimsPrincipal ForKey(ApiKey key) =>
-        Principal(key.Id, key.Name, key.Tier, isAdmin: false, key.AllowedAgents, key.DailyBudgetUsd);
+        Principal(key.Id, key.Name, key.Tier, isAdmin: false, key.AllowedAgents, key.DailyBudgetUsd, key.AllowedTools);
 
-    private static ClaimsPrincipal Principal(Guid id, string name, string tier, bool isAdmin, string[]? agents, decimal? budget)
+    private static ClaimsPrincipal Principal(Guid id, string name, string tier, bool isAdmin, string[]? agents, decimal? budget, string[]? tools)
     {
         var claims = new List<Claim>
         {
@@ -38,6 +45,9 @@ public static class CallerIdentity
         if (isAdmin) claims.Add(new Claim(ClaimTypes.Role, AdminRole));
         claims.AddRange((agents ?? []).Select(a => new Claim(AllowedAgentClaim, a)));
         if (budget is not null) claims.Add(new Claim(BudgetClaim, budget.Value.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        // null means every tool; an empty list means none, so "restricted" is a claim of its own.
+        if (tools is not null) claims.Add(new Claim(ToolsRestrictedClaim, "true"));
+        claims.AddRange((tools ?? []).Select(t => new Claim(AllowedToolClaim, t)));
         return new ClaimsPrincipal(new ClaimsIdentity(claims, ApiKeyAuthenticationHandler.SchemeName));
     }
 
@@ -51,6 +61,7 @@ public static class CallerIdentity
             user.FindFirst(TierClaim)?.Value ?? "free",
             user.IsInRole(AdminRole),
             agents.Length == 0 ? null : agents,
-            budget is null ? null : decimal.Parse(budget, System.Globalization.CultureInfo.InvariantCulture));
+            budget is null ? null : decimal.Parse(budget, System.Globalization.CultureInfo.InvariantCulture),
+            user.HasClaim(c => c.Type == ToolsRestrictedClaim) ? user.FindAll(AllowedToolClaim).Select(c => c.Value).ToArray() : null);
     }
 }

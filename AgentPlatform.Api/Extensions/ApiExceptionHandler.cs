@@ -42,6 +42,8 @@ public sealed class ApiExceptionHandler(IProblemDetailsService problems, ILogger
                 return (413, "Request body too large", bad.Message, null);
             case BadHttpRequestException bad:
                 return (bad.StatusCode, "Bad request", bad.Message, null);
+            case AgentPlatform.Engine.Llm.AgentUnavailableException unavailable:
+                return (503, "Agent unavailable", unavailable.Message, null);
             case RedisException:
                 return (503, "Redis unavailable", "Rate limiting needs Redis, which is not reachable. Retry shortly.", null);
             case NpgsqlException:

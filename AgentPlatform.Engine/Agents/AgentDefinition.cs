@@ -1,10 +1,13 @@
 using System.ComponentModel.DataAnnotations;
+using System.Text.Json.Serialization;
 
 namespace AgentPlatform.Engine.Agents;
 
 /// <summary>One named agent: what it is for, how it is prompted, which models answer, which tools it may use.</summary>
 public sealed class AgentDefinition
 {
+    /// <summary>Set from the registry key (configuration section name or URL), never from a request body.</summary>
+    [JsonIgnore]
     public string Name { get; set; } = "";
 
     [Required, MaxLength(2000)]
@@ -48,10 +51,10 @@ public sealed class ModelOption
     public string Model { get; set; } = "";
 
     /// <summary>USD per 1K input tokens; when null the price table under Llm:Pricing applies.</summary>
-    [Range(0.0, 1000.0)]
+    [Range(0.0, 1000.0), JsonPropertyName("input_per_1k")]
     public decimal? InputPer1K { get; set; }
 
-    [Range(0.0, 1000.0)]
+    [Range(0.0, 1000.0), JsonPropertyName("output_per_1k")]
     public decimal? OutputPer1K { get; set; }
 
     /// <summary>1 (cheapest) to 5 (most expensive): the router prefers cheaper agents when scores tie.</summary>

@@ -9,49 +9,71 @@ using OpenAI;
 namespace AgentPlatform.Engine.Llm;
 
 /// <summary>
-/// One Microsoft.Extensions.AI pipeline per model, built once and shared:
-/// metering → OpenTelemetry (GenAI conventions) → logging → provider (or the offline model).
-/// Retries with backoff live in the "llm" HttpClient's resilience handler.
+/// One Microsoft.Extensions.AI client per (provider, model), built once and shared:
+/// OpenTelemetry (GenAI conventions) → logging → the provider's OpenAI client (or the offline model).
+/// Retries with backoff and key rotation live in the provider's HttpClient ("llm:{provider}").
 /// </summary>
 public sealed class ChatClientPool(
     IOptions<LlmOptions> options, IHttpClientFactory httpClientFactory, ILoggerFactory loggerFactory) : IDisposable
 {
-    public const string HttpClientName = "llm";
+    public const string HttpClientPrefix = "llm:";
 
-    private readonly ConcurrentDictionary<string, IChatClient> _clients = new(StringComparer.OrdinalIgnoreCase);
+    private readonly ConcurrentDictionary<(string Provider, string Model), IChatClient> _clients = new();
 
     public bool IsOffline => options.Value.IsOffline;
 
-    /// <summary>The model an agent actually uses: its own, else the provider's default, else offline.</summary>
-    public string ModelFor(string? agentModel) =>
-        IsOffline ? LlmOptions.OfflineModel : string.IsNullOrWhiteSpace(agentModel) ? options.Value.DefaultModel : agentModel;
-
-    public IChatClient For(string model) => _clients.GetOrAdd(model, Build);
-
-    private IChatClient Build(string model)
+    /// <summary>A model option as it really runs: on the default provider while offline it is the offline model.</summary>
+    public (string Provider, string Model) Resolve(string provider, string? model)
     {
-        var provider = IsOffline ? new OfflineChatClient() : CreateProviderClient(model);
+        if (string.Equals(provider, LlmOptions.DefaultProvider, StringComparison.OrdinalIgnoreCase) && IsOffline)
+            return (LlmOptions.DefaultProvider, LlmOptions.OfflineModel);
+        return (provider, string.IsNullOrWhiteSpace(model) ? options.Value.DefaultModel : model);
+    }
+
+    public bool HasProvider(string provider) =>
+        options.Value.AllProviders().ContainsKey(provider) || (IsOffline && string.Equals(provider, LlmOptions.DefaultProvider, StringComparison.OrdinalIgnoreCase));
+
+    public IChatClient For(string provider, string model) => _clients.GetOrAdd((provider, model), Build);
+
+    private IChatClient Build((string Provider, string Model) key)
+    {
+        var provider = key.Model == LlmOptions.OfflineModel ? new OfflineChatClient() : CreateProviderClient(key.Provider, key.Model);
         return new ChatClientBuilder(provider)
-            .UseMetering(options.Value, model)
             .UseOpenTelemetry(loggerFactory, configure: otel => otel.EnableSensitiveData = false)
             .UseLogging(loggerFactory)
             .Build();
     }
 
-    private IChatClient CreateProviderClient(string model)
+    private IChatClient CreateProviderClient(string provider, string model)
     {
-        var settings = options.Value;
+        if (!options.Value.AllProviders().TryGetValue(provider, out var settings))
+            throw new InvalidOperationException($"LLM provider '{provider}' is not configured (Llm:Providers:{provider}).");
         var client = new OpenAIClient(
-            new ApiKeyCredential(string.IsNullOrWhiteSpace(settings.Key) ? "unused" : settings.Key),
+            // The real key is set per request by ProviderKeyRotationHandler.
+            new ApiKeyCredential("rotated-per-request"),
             new OpenAIClientOptions
             {
                 Endpoint = new Uri(string.IsNullOrWhiteSpace(settings.Endpoint) ? LlmOptions.DefaultEndpoint : settings.Endpoint),
-                Transport = new HttpClientPipelineTransport(httpClientFactory.CreateClient(HttpClientName)),
+                Transport = new HttpClientPipelineTransport(httpClientFactory.CreateClient(HttpClientPrefix + provider)),
                 // Retries belong to the HttpClient's Polly pipeline; a second retry layer would multiply attempts.
                 RetryPolicy = new ClientRetryPolicy(maxRetries: 0),
                 NetworkTimeout = Timeout.InfiniteTimeSpan,
             });
         return client.GetChatClient(model).AsIChatClient();
+    }
+
+    /// <summary>Embeddings at the default provider, for the router (null while offline).</summary>
+    public IEmbeddingGenerator<string, Embedding<float>>? CreateEmbeddingGenerator()
+    {
+        if (IsOffline || !options.Value.UseProviderEmbeddings) return null;
+        var settings = options.Value.AllProviders()[LlmOptions.DefaultProvider];
+        var client = new OpenAIClient(new ApiKeyCredential("rotated-per-request"), new OpenAIClientOptions
+        {
+            Endpoint = new Uri(settings.Endpoint ?? LlmOptions.DefaultEndpoint),
+            Transport = new HttpClientPipelineTransport(httpClientFactory.CreateClient(HttpClientPrefix + LlmOptions.DefaultProvider)),
+            RetryPolicy = new ClientRetryPolicy(maxRetries: 0),
+        });
+        return client.GetEmbeddingClient(options.Value.EmbeddingModel).AsIEmbeddingGenerator();
     }
 
     public void Dispose()

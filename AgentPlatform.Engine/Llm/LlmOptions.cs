@@ -30,6 +30,20 @@ public sealed class LlmOptions
     /// <summary>Time limit of one provider call.</summary>
     public TimeSpan AttemptTimeout { get; set; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>More OpenAI-compatible providers by name; "default" is the connection string's.</summary>
+    public Dictionary<string, ProviderOptions> Providers { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>How long a provider key rests after the provider answered 401 or 429 with it.</summary>
+    public TimeSpan KeyRestPeriod { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Embedding model at the default provider (the router's embeddings); offline: a local embedding.</summary>
+    public string EmbeddingModel { get; set; } = "text-embedding-3-small";
+
+    /// <summary>Use the provider's embeddings for routing when a provider is configured (else the local embedding).</summary>
+    public bool UseProviderEmbeddings { get; set; } = true;
+
+    public CircuitBreakerOptions CircuitBreaker { get; set; } = new();
+
     /// <summary>Prices per 1K tokens by model id; models not listed cost nothing.</summary>
     public Dictionary<string, ModelPrice> Pricing { get; set; } = new(StringComparer.OrdinalIgnoreCase);
 
@@ -46,10 +60,46 @@ public sealed class LlmOptions
             DefaultModel = model.ToString()!;
     }
 
-    public decimal CostOf(string model, long inputTokens, long outputTokens) =>
-        Pricing.TryGetValue(model, out var price)
-            ? Math.Round((inputTokens * price.InputPer1K + outputTokens * price.OutputPer1K) / 1000m, 8)
-            : 0m;
+    public const string DefaultProvider = "default";
+
+    /// <summary>Every provider by name, the connection string's as "default" (absent when offline).</summary>
+    public IReadOnlyDictionary<string, ProviderOptions> AllProviders()
+    {
+        var all = new Dictionary<string, ProviderOptions>(Providers, StringComparer.OrdinalIgnoreCase);
+        if (!IsOffline && !all.ContainsKey(DefaultProvider))
+            all[DefaultProvider] = new ProviderOptions { Endpoint = Endpoint ?? DefaultEndpoint, Key = Key };
+        return all;
+    }
+
+    public decimal CostOf(string model, long inputTokens, long outputTokens, decimal? inputPer1K = null, decimal? outputPer1K = null)
+    {
+        Pricing.TryGetValue(model, out var price);
+        var input = inputPer1K ?? price?.InputPer1K ?? 0m;
+        var output = outputPer1K ?? price?.OutputPer1K ?? 0m;
+        return Math.Round((inputTokens * input + outputTokens * output) / 1000m, 8) / 1.000000000000000000000000000000000m;
+    }
+}
+
+/// <summary>One OpenAI-compatible provider: an endpoint and one or more keys used round-robin.</summary>
+public sealed class ProviderOptions
+{
+    public string? Endpoint { get; set; }
+    public string? Key { get; set; }
+    public string[] Keys { get; set; } = [];
+
+    public string[] AllKeys => Keys.Concat(string.IsNullOrWhiteSpace(Key) ? [] : [Key]).Where(k => !string.IsNullOrWhiteSpace(k)).Distinct().ToArray();
+}
+
+/// <summary>Per (agent, provider, model) breaker: opens after FailureThreshold failures in a row, for BreakDuration.</summary>
+public sealed class CircuitBreakerOptions
+{
+    [Range(1, 1000)]
+    public int FailureThreshold { get; set; } = 5;
+
+    /// <summary>The failures must fall within this window with no success among them.</summary>
+    public TimeSpan SamplingDuration { get; set; } = TimeSpan.FromSeconds(60);
+
+    public TimeSpan BreakDuration { get; set; } = TimeSpan.FromSeconds(60);
 }
 
 public sealed class ModelPrice

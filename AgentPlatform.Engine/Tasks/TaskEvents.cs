@@ -1,15 +1,15 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using AgentPlatform.Engine.Infrastructure;
 using Npgsql;
 
 namespace AgentPlatform.Engine.Tasks;
 
 /// <summary>
 /// "Task X changed" signals between processes over Postgres LISTEN/NOTIFY, so a long-polling
-/// status request wakes as soon as the Worker finishes a task instead of polling the table.
-/// Hand-written because neither Hangfire nor EF Core offers a change feed; a 2-second re-read
-/// covers any signal lost while the listening connection reconnects.
+/// status request wakes as soon as the Worker finishes a task instead of polling the table;
+/// a 2-second re-read covers any signal lost while the listening connection reconnects.
 /// </summary>
 public sealed class TaskEvents(NpgsqlDataSource dataSource, ILogger<TaskEvents> logger) : BackgroundService
 {
@@ -18,20 +18,7 @@ public sealed class TaskEvents(NpgsqlDataSource dataSource, ILogger<TaskEvents> 
 
     private readonly ConcurrentDictionary<Guid, TaskCompletionSource> _waiters = new();
 
-    public async Task PublishAsync(Guid taskId)
-    {
-        try
-        {
-            await using var command = dataSource.CreateCommand($"SELECT pg_notify('{Channel}', $1)");
-            command.Parameters.Add(new NpgsqlParameter { Value = taskId.ToString() });
-            await command.ExecuteNonQueryAsync();
-        }
-        catch (NpgsqlException e)
-        {
-            // A lost signal only delays a waiter until its next re-read.
-            logger.LogWarning(e, "Could not publish a change of task {TaskId}", taskId);
-        }
-    }
+    public Task PublishAsync(Guid taskId) => PostgresChannel.PublishAsync(dataSource, Channel, taskId.ToString(), logger);
 
     /// <summary>Waits until <paramref name="isDone"/> holds for the task or the time is up.</summary>
     public async Task<T> WaitAsync<T>(Guid taskId, Func<CancellationToken, Task<T>> read, Func<T, bool> isDone,
@@ -53,32 +40,9 @@ public sealed class TaskEvents(NpgsqlDataSource dataSource, ILogger<TaskEvents> 
         }
     }
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        while (!stoppingToken.IsCancellationRequested)
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        PostgresChannel.ListenAsync(dataSource, Channel, payload =>
         {
-            try
-            {
-                await using var connection = await dataSource.OpenConnectionAsync(stoppingToken);
-                connection.Notification += (_, e) =>
-                {
-                    if (Guid.TryParse(e.Payload, out var id) && _waiters.TryRemove(id, out var waiter)) waiter.TrySetResult();
-                };
-                await using (var listen = new NpgsqlCommand($"LISTEN {Channel}", connection))
-                {
-                    await listen.ExecuteNonQueryAsync(stoppingToken);
-                }
-                while (!stoppingToken.IsCancellationRequested) await connection.WaitAsync(stoppingToken);
-            }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception e)
-            {
-                logger.LogWarning(e, "Task event listener lost its connection; reconnecting");
-                await Task.Delay(TimeSpan.FromSeconds(1), stoppingToken).ContinueWith(_ => { });
-            }
-        }
-    }
+            if (Guid.TryParse(payload, out var id) && _waiters.TryRemove(id, out var waiter)) waiter.TrySetResult();
+        }, () => Task.CompletedTask, logger, stoppingToken);
 }

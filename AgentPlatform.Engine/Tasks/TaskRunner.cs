@@ -1,15 +1,14 @@
-using System.ClientModel;
 using System.Diagnostics;
-using System.Text.Json;
 using AgentPlatform.Engine.Agents;
 using AgentPlatform.Engine.Data;
+using AgentPlatform.Engine.Execution;
 using AgentPlatform.Engine.Llm;
+using AgentPlatform.Engine.Routing;
+using AgentPlatform.Engine.Tools;
 using AgentPlatform.Engine.Telemetry;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Logging;
-using Polly.CircuitBreaker;
-using Polly.Timeout;
 
 namespace AgentPlatform.Engine.Tasks;
 
@@ -28,7 +27,7 @@ public enum CancellationOutcome
 /// after a crash never completes twice.
 /// </summary>
 public sealed class TaskRunner(
-    AgentDbContext db, AgentCatalog agents, ChatClientPool llm, TaskEvents events, ILogger<TaskRunner> logger)
+    AgentDbContext db, AgentRegistry agents, AgentRouter router, TaskExecutor executor, TaskEvents events, ILogger<TaskRunner> logger)
 {
     /// <summary>Runs a stored task (the Worker's path): loads it, claims it, executes it.</summary>
     public async Task<AgentTask?> RunAsync(Guid taskId, CancellationOutcome onCancel, CancellationToken cancellationToken)
@@ -59,44 +58,43 @@ public sealed class TaskRunner(
         task.StartedAt = startedAt;
         task.Attempts++;
         await events.PublishAsync(task.Id);
-        return await ExecuteAsync(task, onCancel, cancellationToken);
+        await agents.EnsureLoadedAsync();
+        return await ExecuteAsync(task, await CallerOfAsync(task.ApiKeyId), onCancel, cancellationToken);
     }
 
     /// <summary>
     /// Runs a task its caller has just stored as running (the Api's sync path), saving the load and
     /// claim round trips; nobody long-polls a sync task, so no change signals are sent either.
     /// </summary>
-    public async Task<AgentTask> RunClaimedAsync(AgentTask task, CancellationToken cancellationToken)
+    public async Task<AgentTask> RunClaimedAsync(AgentTask task, ToolCaller caller, CancellationToken cancellationToken)
     {
         using var scope = logger.BeginScope(new Dictionary<string, object> { ["TaskId"] = task.Id, ["ApiKeyId"] = task.ApiKeyId });
-        return (await ExecuteAsync(task, CancellationOutcome.Cancel, cancellationToken))!;
+        return (await ExecuteAsync(task, caller, CancellationOutcome.Cancel, cancellationToken))!;
     }
 
-    private async Task<AgentTask?> ExecuteAsync(AgentTask task, CancellationOutcome onCancel, CancellationToken cancellationToken)
+    private async Task<AgentTask?> ExecuteAsync(AgentTask task, ToolCaller caller, CancellationOutcome onCancel, CancellationToken cancellationToken)
     {
         using var activity = StartActivity(task);
-        var startedAt = task.StartedAt ?? DateTimeOffset.UtcNow;
-        var agent = agents.Find(task.Agent);
-        if (agent is null)
-        {
-            return await FinishAsync(task, TaskStatus.Failed, error: $"Agent '{task.Agent}' no longer exists.", startedAt: startedAt);
-        }
-
-        var model = llm.ModelFor(agent.Model);
-        activity?.SetTag("agent.name", agent.Name);
-        activity?.SetTag("gen_ai.request.model", model);
+        // The decision was made (and shown to the client) when the task was accepted; an old task without one is routed now.
+        var decision = TaskRouting.FromJson(task.RoutingJson)?.Decision
+            ?? await router.RouteAsync(task.Input, task.Agent, null, null, _ => true, cancellationToken);
+        using var toolCalls = ToolCallLog.Begin();
         var clock = Stopwatch.StartNew();
         try
         {
-            var response = await llm.For(model).GetResponseAsync(BuildMessages(agent, task), new ChatOptions
+            var result = await executor.ExecuteAsync(decision, task.Input, task.ContextJson, caller, cancellationToken);
+            var winner = result.Winner;
+            var routing = new TaskRouting(decision, result.Runs).ToJson();
+            var calls = ToolCallsJson(toolCalls.Log);
+            if (winner is not null)
             {
-                ModelId = model,
-                Temperature = agent.Temperature,
-                MaxOutputTokens = agent.MaxOutputTokens,
-            }, cancellationToken);
-
-            return await FinishAsync(task, TaskStatus.Completed, result: response.Text, response: response,
-                model: response.ModelId ?? model, elapsed: clock.Elapsed, startedAt: startedAt);
+                return await FinishAsync(task, TaskStatus.Completed, winner.Agent, winner.Text, null, winner.Model, result, routing, calls, clock.Elapsed);
+            }
+            var error = result.Runs.Count == 0
+                ? $"Agent '{decision.Agent}' no longer exists."
+                : string.Join(" ", result.Runs.Select(r => r.Error).Where(e => e is not null).Distinct());
+            activity?.SetStatus(ActivityStatusCode.Error, error);
+            return await FinishAsync(task, TaskStatus.Failed, decision.Agent, null, error, null, result, routing, calls, clock.Elapsed);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -109,24 +107,28 @@ public sealed class TaskRunner(
                 logger.LogInformation("Task {TaskId} interrupted; back in the queue", task.Id);
                 throw;
             }
-            return await FinishAsync(task, TaskStatus.Cancelled, error: "The client closed the request before the task finished.",
-                elapsed: clock.Elapsed, startedAt: startedAt);
-        }
-        catch (Exception e) when (IsProviderFailure(e, cancellationToken))
-        {
-            logger.LogWarning(e, "Task {TaskId} failed at the LLM provider", task.Id);
-            activity?.SetStatus(ActivityStatusCode.Error, e.Message);
-            return await FinishAsync(task, TaskStatus.Failed, error: DescribeFailure(e), model: model,
-                elapsed: clock.Elapsed, startedAt: startedAt);
+            return await FinishAsync(task, TaskStatus.Cancelled, task.Agent, null, "The client closed the request before the task finished.",
+                null, null, task.RoutingJson, ToolCallsJson(toolCalls.Log), clock.Elapsed);
         }
     }
 
-    private async Task<AgentTask?> FinishAsync(AgentTask task, string status, string? result = null, string? error = null,
-        ChatResponse? response = null, string? model = null, TimeSpan elapsed = default, DateTimeOffset startedAt = default)
+    private async Task<ToolCaller> CallerOfAsync(Guid keyId)
     {
-        var promptTokens = (int?)response?.Usage?.InputTokenCount;
-        var completionTokens = (int?)response?.Usage?.OutputTokenCount;
-        decimal? cost = response?.CostUsd();
+        if (keyId == Guid.Empty) return new ToolCaller(keyId, null, IsAdmin: true);
+        var allowed = await db.ApiKeys.AsNoTracking().Where(k => k.Id == keyId).Select(k => k.AllowedTools).FirstOrDefaultAsync();
+        return new ToolCaller(keyId, allowed, IsAdmin: false);
+    }
+
+    private static string? ToolCallsJson(ToolCallLog log) =>
+        log.Calls.Count == 0 ? null : System.Text.Json.JsonSerializer.Serialize(log.Calls, TaskRouting.Json);
+
+    private async Task<AgentTask?> FinishAsync(AgentTask task, string status, string agent, string? result, string? error, string? model,
+        ExecutionResult? execution, string? routing, string? toolCalls, TimeSpan elapsed)
+    {
+        var promptTokens = (int?)execution?.PromptTokens;
+        var completionTokens = (int?)execution?.CompletionTokens;
+        decimal? cost = execution?.CostUsd;
+        var strategy = execution?.Strategy ?? task.Strategy;
         var durationMs = (long)elapsed.TotalMilliseconds;
         var completedAt = DateTimeOffset.UtcNow;
 
@@ -134,6 +136,7 @@ public sealed class TaskRunner(
         var updated = await db.Tasks.Where(t => t.Id == task.Id && t.Status == TaskStatus.Running)
             .ExecuteUpdateAsync(s => s
                 .SetProperty(t => t.Status, status)
+                .SetProperty(t => t.Agent, agent)
                 .SetProperty(t => t.Result, result)
                 .SetProperty(t => t.Error, error)
                 .SetProperty(t => t.Model, model)
@@ -141,16 +144,19 @@ public sealed class TaskRunner(
                 .SetProperty(t => t.CompletionTokens, completionTokens)
                 .SetProperty(t => t.CostUsd, cost)
                 .SetProperty(t => t.DurationMs, durationMs)
+                .SetProperty(t => t.Strategy, strategy)
+                .SetProperty(t => t.RoutingJson, routing)
+                .SetProperty(t => t.ToolCallsJson, toolCalls)
                 .SetProperty(t => t.CompletedAt, completedAt), CancellationToken.None);
-
         if (updated == 0) return await ReloadAsync(task.Id); // cancelled or taken over meanwhile
 
-        PlatformTelemetry.RecordTask(task.Agent, status, elapsed);
-        logger.LogInformation("Task {TaskId} {Status} in {DurationMs} ms ({PromptTokens}+{CompletionTokens} tokens, ${CostUsd})",
-            task.Id, status, durationMs, promptTokens, completionTokens, cost);
+        PlatformTelemetry.RecordTask(agent, status, elapsed);
+        logger.LogInformation("Task {TaskId} {Status} by {Agent} ({Strategy}) in {DurationMs} ms ({PromptTokens}+{CompletionTokens} tokens, ${CostUsd})",
+            task.Id, status, agent, strategy, durationMs, promptTokens, completionTokens, cost);
         if (task.IsAsync) await events.PublishAsync(task.Id);
 
         task.Status = status;
+        task.Agent = agent;
         task.Result = result;
         task.Error = error;
         task.Model = model;
@@ -158,23 +164,15 @@ public sealed class TaskRunner(
         task.CompletionTokens = completionTokens;
         task.CostUsd = cost;
         task.DurationMs = durationMs;
+        task.Strategy = strategy;
+        task.RoutingJson = routing;
+        task.ToolCallsJson = toolCalls;
         task.CompletedAt = completedAt;
         return task;
     }
 
     private Task<AgentTask?> ReloadAsync(Guid id) =>
         db.Tasks.AsNoTracking().FirstOrDefaultAsync(t => t.Id == id, CancellationToken.None);
-
-    private static List<ChatMessage> BuildMessages(AgentDefinition agent, AgentTask task)
-    {
-        var messages = new List<ChatMessage> { new(ChatRole.System, agent.SystemPrompt) };
-        if (!string.IsNullOrWhiteSpace(task.ContextJson))
-        {
-            messages.Add(new(ChatRole.System, "Context supplied with the task (JSON): " + task.ContextJson));
-        }
-        messages.Add(new(ChatRole.User, task.Input));
-        return messages;
-    }
 
     private static Activity? StartActivity(AgentTask task)
     {
@@ -186,27 +184,5 @@ public sealed class TaskRunner(
         activity?.SetTag("agent.task.id", task.Id.ToString());
         activity?.SetTag("agent.task.async", task.IsAsync);
         return activity;
-    }
-
-    internal static bool IsProviderFailure(Exception e, CancellationToken cancellationToken) => e switch
-    {
-        ClientResultException or HttpRequestException or TimeoutRejectedException or BrokenCircuitException => true,
-        // HttpClient's own timeout surfaces as a cancellation that nobody asked for.
-        OperationCanceledException => !cancellationToken.IsCancellationRequested,
-        JsonException => true,
-        _ => false,
-    };
-
-    internal static string DescribeFailure(Exception e)
-    {
-        var message = e switch
-        {
-            ClientResultException c => $"LLM provider answered HTTP {c.Status}: {c.Message}",
-            TimeoutRejectedException or OperationCanceledException => "LLM provider did not answer in time.",
-            BrokenCircuitException => "LLM provider is unavailable (circuit open).",
-            HttpRequestException h => $"LLM provider could not be reached: {h.Message}",
-            _ => $"LLM provider failed: {e.Message}",
-        };
-        return message.Length <= 2000 ? message : message[..2000];
     }
 }

@@ -1,0 +1,52 @@
+using System.Text.RegularExpressions;
+using AgentPlatform.Engine.Llm;
+
+namespace AgentPlatform.Engine.Agents;
+
+/// <summary>
+/// The rules a definition must meet beyond its attributes, with field-level messages keyed by the
+/// JSON field path (so the admin API can answer 400 naming the field, and start-up can name the setting).
+/// </summary>
+public static partial class AgentDefinitionRules
+{
+    [GeneratedRegex("^[a-z0-9][a-z0-9_-]{0,63}$")]
+    private static partial Regex AgentName();
+
+    [GeneratedRegex(@"^[a-zA-Z0-9_-]{1,64}\*?$|^\*$")]
+    private static partial Regex ToolPattern();
+
+    public static Dictionary<string, string[]> Check(string name, AgentDefinition agent, Func<string, bool> providerExists)
+    {
+        var errors = new Dictionary<string, List<string>>();
+        void Add(string field, string message) => (errors.TryGetValue(field, out var list) ? list : errors[field] = []).Add(message);
+
+        if (!AgentName().IsMatch(name) || name == AgentRegistry.Auto)
+            Add("name", "An agent name is 1-64 lower-case letters, digits, '-' or '_', starting with a letter or digit, and not 'auto'.");
+        if (string.IsNullOrWhiteSpace(agent.Description)) Add("description", "The description is required: the router matches tasks against it.");
+        if (string.IsNullOrWhiteSpace(agent.SystemPrompt)) Add("system_prompt", "The system prompt is required.");
+        if (agent.Keywords.Length > 50) Add("keywords", "At most 50 keywords.");
+        for (var i = 0; i < agent.Keywords.Length; i++)
+            if (string.IsNullOrWhiteSpace(agent.Keywords[i]) || agent.Keywords[i].Length > 100) Add($"keywords[{i}]", "A keyword is 1-100 characters.");
+        if (agent.Models.Count > 10) Add("models", "At most 10 models in a chain.");
+        for (var i = 0; i < agent.Models.Count; i++)
+        {
+            var option = agent.Models[i];
+            if (string.IsNullOrWhiteSpace(option.Model)) Add($"models[{i}].model", "The model is required.");
+            if (!providerExists(option.Provider)) Add($"models[{i}].provider", $"Unknown provider '{option.Provider}'. Configure it under Llm:Providers.");
+            if (option.CostTier is < 1 or > 5) Add($"models[{i}].cost_tier", "The cost tier is 1 (cheapest) to 5.");
+            if (option.InputPer1K < 0) Add($"models[{i}].input_per_1k", "A price cannot be negative.");
+            if (option.OutputPer1K < 0) Add($"models[{i}].output_per_1k", "A price cannot be negative.");
+        }
+        if (agent.Tools.Length > 100) Add("tools", "At most 100 tool names.");
+        for (var i = 0; i < agent.Tools.Length; i++)
+            if (!ToolPattern().IsMatch(agent.Tools[i] ?? "")) Add($"tools[{i}]", "A tool name is 1-64 letters, digits, '-' or '_', optionally ending in '*'.");
+        if (agent.Temperature is < 0 or > 2) Add("temperature", "The temperature is 0 to 2.");
+        if (agent.MaxOutputTokens is < 1 or > 1_000_000) Add("max_output_tokens", "max_output_tokens is 1 to 1,000,000.");
+        if (agent.TimeoutSeconds is < 1 or > 3600) Add("timeout_seconds", "timeout_seconds is 1 to 3600.");
+        return errors.ToDictionary(e => e.Key, e => e.Value.ToArray());
+    }
+
+    /// <summary>Whether a provider name is usable: configured, or "default" (which may be the offline model).</summary>
+    public static Func<string, bool> ProviderCheck(LlmOptions llm) => provider =>
+        string.Equals(provider, LlmOptions.DefaultProvider, StringComparison.OrdinalIgnoreCase) || llm.AllProviders().ContainsKey(provider);
+}

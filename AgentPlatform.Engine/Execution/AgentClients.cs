@@ -1,0 +1,59 @@
+using System.Collections.Concurrent;
+using AgentPlatform.Engine.Agents;
+using AgentPlatform.Engine.Llm;
+using Microsoft.Extensions.AI;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace AgentPlatform.Engine.Execution;
+
+/// <summary>
+/// Each agent's LLM pipeline, read top to bottom:
+/// function invocation (tools) → fallback over the model chain → per model: circuit breaker →
+/// metering → OpenTelemetry → logging → provider. Rebuilt when the agent's definition changes;
+/// breakers outlive rebuilds.
+/// </summary>
+public sealed class AgentClients(ChatClientPool pool, CircuitBreakers breakers, IOptions<LlmOptions> llm, ILoggerFactory loggerFactory)
+{
+    private readonly ConcurrentDictionary<string, (AgentDefinition Definition, IChatClient Client, FallbackChatClient Chain)> _clients =
+        new(StringComparer.OrdinalIgnoreCase);
+
+    public IChatClient For(AgentDefinition agent) => Entry(agent).Client;
+
+    /// <summary>The resolved chain: (provider, model) in the order they are tried.</summary>
+    public IReadOnlyList<FallbackChatClient.Link> ChainOf(AgentDefinition agent) => Entry(agent).Chain.Chain;
+
+    private (AgentDefinition Definition, IChatClient Client, FallbackChatClient Chain) Entry(AgentDefinition agent)
+    {
+        if (_clients.TryGetValue(agent.Name, out var entry) && ReferenceEquals(entry.Definition, agent)) return entry;
+        var built = Build(agent);
+        _clients[agent.Name] = built;
+        return built;
+    }
+
+    public static IReadOnlyList<ModelOption> OptionsOf(AgentDefinition agent) =>
+        agent.Models.Count > 0 ? agent.Models : [new ModelOption { Provider = LlmOptions.DefaultProvider, Model = agent.Model ?? "" }];
+
+    private (AgentDefinition, IChatClient, FallbackChatClient) Build(AgentDefinition agent)
+    {
+        var links = OptionsOf(agent)
+            .Select(option => (Option: option, Resolved: pool.Resolve(option.Provider, option.Model)))
+            .DistinctBy(o => o.Resolved)
+            .Select(o => new FallbackChatClient.Link(o.Resolved.Provider, o.Resolved.Model,
+                new CircuitBreakerChatClient(
+                    new ChatClientBuilder(pool.For(o.Resolved.Provider, o.Resolved.Model))
+                        .UseMetering(llm.Value, o.Resolved.Model, o.Option.InputPer1K, o.Option.OutputPer1K)
+                        .Build(),
+                    breakers.For(new BreakerKey(agent.Name, o.Resolved.Provider, o.Resolved.Model)))))
+            .ToList();
+        var chain = new FallbackChatClient(agent.Name, links);
+        var client = new ChatClientBuilder(chain)
+            .UseFunctionInvocation(loggerFactory, invocation =>
+            {
+                invocation.MaximumIterationsPerRequest = 8;
+                invocation.AllowConcurrentInvocation = true;
+            })
+            .Build();
+        return (agent, client, chain);
+    }
+}

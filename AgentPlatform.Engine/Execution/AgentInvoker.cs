@@ -1,0 +1,80 @@
+using System.Diagnostics;
+using AgentPlatform.Engine.Agents;
+using AgentPlatform.Engine.Llm;
+using AgentPlatform.Engine.Routing;
+using AgentPlatform.Engine.Telemetry;
+using AgentPlatform.Engine.Tools;
+using Microsoft.Extensions.AI;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace AgentPlatform.Engine.Execution;
+
+/// <summary>
+/// Runs one agent once: its pipeline (tools, model chain, breakers) under the agent's time limit,
+/// priced from the model that answered, with its outcome fed to the router's track record.
+/// </summary>
+public sealed class AgentInvoker(
+    AgentClients clients, ChatClientPool pool, AgentStats stats, IOptions<LlmOptions> llm, ILogger<AgentInvoker> logger,
+    IToolCatalog? tools = null)
+{
+    public async Task<AgentRun> RunAsync(AgentDefinition agent, IList<ChatMessage> messages, ToolCaller caller, CancellationToken cancellationToken)
+    {
+        using var activity = PlatformTelemetry.ActivitySource.StartActivity("agent.run");
+        activity?.SetTag("agent.name", agent.Name);
+        using var attemptsScope = ModelAttemptLog.Begin(out var attempts);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(TimeSpan.FromSeconds(agent.TimeoutSeconds));
+        var options = new ChatOptions
+        {
+            Temperature = agent.Temperature,
+            MaxOutputTokens = agent.MaxOutputTokens,
+            Tools = tools is not null && agent.Tools.Length > 0 ? tools.ToolsFor(caller, agent) : null,
+        };
+        if (options.Tools is { Count: 0 }) options.Tools = null;
+
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            var response = await clients.For(agent).GetResponseAsync(messages, options, timeout.Token);
+            var answered = attempts.LastSuccess;
+            var model = answered?.Model ?? response.ModelId ?? "";
+            var input = response.Usage?.InputTokenCount ?? 0;
+            var output = response.Usage?.OutputTokenCount ?? 0;
+            await stats.RecordOutcomeAsync(agent.Name, true, clock.Elapsed);
+            activity?.SetTag("gen_ai.response.model", model);
+            return new AgentRun(agent.Name, "ok", answered?.Provider, model, response.Text, response.FinishReason?.Value,
+                input, output, PriceOf(agent, answered?.Provider, model, input, output), clock.ElapsedMilliseconds, null, attempts.Attempts);
+        }
+        catch (AgentUnavailableException e)
+        {
+            // Unavailable: the breakers refused every model (retry later). Failed: the models were tried and failed.
+            var allOpen = e.Attempts.All(a => a.Outcome == "circuit_open");
+            return await FailedAsync(agent, allOpen ? "unavailable" : "failed", e.Message, clock, attempts, activity, allOpen ? e.RetryAfter : null);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return await FailedAsync(agent, "failed", $"Agent '{agent.Name}' did not finish within {agent.TimeoutSeconds} s.", clock, attempts, activity);
+        }
+        catch (Exception e) when (ProviderFailures.IsProviderFailure(e, cancellationToken))
+        {
+            return await FailedAsync(agent, "failed", ProviderFailures.Describe(e), clock, attempts, activity);
+        }
+    }
+
+    private async Task<AgentRun> FailedAsync(AgentDefinition agent, string outcome, string error, Stopwatch clock, ModelAttemptLog attempts,
+        Activity? activity, TimeSpan? retryAfter = null)
+    {
+        logger.LogWarning("Agent {Agent} {Outcome}: {Error}", agent.Name, outcome, error);
+        activity?.SetStatus(ActivityStatusCode.Error, error);
+        await stats.RecordOutcomeAsync(agent.Name, false, null);
+        return new AgentRun(agent.Name, outcome, null, null, null, null, 0, 0, 0m, clock.ElapsedMilliseconds, error, attempts.Attempts, retryAfter);
+    }
+
+    private decimal PriceOf(AgentDefinition agent, string? provider, string model, long input, long output)
+    {
+        var option = AgentClients.OptionsOf(agent).FirstOrDefault(o =>
+            pool.Resolve(o.Provider, o.Model) == (provider ?? LlmOptions.DefaultProvider, model));
+        return llm.Value.CostOf(model, input, output, option?.InputPer1K, option?.OutputPer1K);
+    }
+}

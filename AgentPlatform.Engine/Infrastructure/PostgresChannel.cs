@@ -1,0 +1,55 @@
+using Microsoft.Extensions.Logging;
+using Npgsql;
+
+namespace AgentPlatform.Engine.Infrastructure;
+
+/// <summary>
+/// Postgres LISTEN/NOTIFY on one channel: publish a payload, or listen with automatic reconnection.
+/// Hand-written because neither EF Core nor Hangfire offers a change feed; callers re-read their
+/// state on a timer as well, which covers signals lost while reconnecting.
+/// </summary>
+public static class PostgresChannel
+{
+    public static async Task PublishAsync(NpgsqlDataSource dataSource, string channel, string payload, ILogger logger)
+    {
+        try
+        {
+            await using var command = dataSource.CreateCommand($"SELECT pg_notify('{channel}', $1)");
+            command.Parameters.Add(new NpgsqlParameter { Value = payload });
+            await command.ExecuteNonQueryAsync();
+        }
+        catch (NpgsqlException e)
+        {
+            logger.LogWarning(e, "Could not publish on {Channel}", channel);
+        }
+    }
+
+    /// <summary>Calls <paramref name="onConnected"/> after each (re)connection and <paramref name="onPayload"/> per signal.</summary>
+    public static async Task ListenAsync(NpgsqlDataSource dataSource, string channel, Action<string> onPayload,
+        Func<Task> onConnected, ILogger logger, CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await using var connection = await dataSource.OpenConnectionAsync(stoppingToken);
+                connection.Notification += (_, e) => onPayload(e.Payload);
+                await using (var listen = new NpgsqlCommand($"LISTEN {channel}", connection))
+                {
+                    await listen.ExecuteNonQueryAsync(stoppingToken);
+                }
+                await onConnected();
+                while (!stoppingToken.IsCancellationRequested) await connection.WaitAsync(stoppingToken);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                logger.LogWarning(e, "Listener on {Channel} lost its connection; reconnecting", channel);
+                await Task.Delay(TimeSpan.FromSeconds(1), stoppingToken).ContinueWith(_ => { });
+            }
+        }
+    }
+}

@@ -1,0 +1,155 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Numerics.Tensors;
+using AgentPlatform.Engine.Agents;
+using AgentPlatform.Engine.Llm;
+using AgentPlatform.Engine.Telemetry;
+using Microsoft.Extensions.AI;
+using Microsoft.Extensions.Options;
+
+namespace AgentPlatform.Engine.Routing;
+
+public static class Strategies
+{
+    public const string Single = "single";
+    public const string Parallel = "parallel";
+    public const string Cascade = "cascade";
+
+    public static readonly string[] All = [Single, Parallel, Cascade];
+}
+
+public sealed record RoutingCandidate(string Agent, double Score, double Similarity, double SuccessRate, int CostTier, double? LatencyMs);
+
+/// <summary>The router's decision, stored on the task, returned to the client and traced.</summary>
+public sealed record RoutingDecision(string Agent, double Confidence, string Strategy, IReadOnlyList<RoutingCandidate> Candidates,
+    IReadOnlyList<string> Agents, string Reason);
+
+/// <summary>
+/// Picks the agent (and the execution strategy) for a task: embeddings of the task against each
+/// agent's description and keywords, adjusted by the agent's success rate (EMA in Redis), cost tier,
+/// latency and circuit breakers. New agents are routable as soon as the registry has them.
+/// </summary>
+public sealed class AgentRouter(
+    AgentRegistry registry, AgentStats stats, CircuitBreakers breakers, IEmbeddingGenerator<string, Embedding<float>> embeddings,
+    IOptionsMonitor<RouterOptions> options)
+{
+    private readonly ConcurrentDictionary<string, (string Profile, float[] Vector)> _profiles = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <param name="requestedAgent">An agent name, or null/"auto" to let the router choose.</param>
+    /// <param name="strategy">single, parallel or cascade to force one; null lets the router choose.</param>
+    /// <param name="agents">Explicit participants (in order) for a parallel or cascade run.</param>
+    /// <param name="mayUse">The caller's allow-list check; agents it refuses are never chosen.</param>
+    public async Task<RoutingDecision> RouteAsync(string task, string? requestedAgent, string? strategy, IReadOnlyList<string>? agents,
+        Func<string, bool> mayUse, CancellationToken cancellationToken)
+    {
+        using var activity = PlatformTelemetry.ActivitySource.StartActivity("agent.route");
+        var settings = options.CurrentValue;
+        var snapshot = registry.Current;
+        var auto = string.IsNullOrWhiteSpace(requestedAgent) || string.Equals(requestedAgent, AgentRegistry.Auto, StringComparison.OrdinalIgnoreCase);
+
+        // A named agent with a single run needs no ranking (and no embedding call).
+        IReadOnlyList<RoutingCandidate> ranking = auto || strategy is Strategies.Parallel or Strategies.Cascade && agents is not { Count: > 0 }
+            ? await RankAsync(task, snapshot, mayUse, settings, cancellationToken)
+            : [];
+
+        RoutingDecision decision;
+        if (agents is { Count: > 0 })
+        {
+            decision = new RoutingDecision(agents[0], 1.0, strategy ?? Strategies.Parallel, ranking, agents, "participants given by the request");
+        }
+        else if (!auto)
+        {
+            var chosen = snapshot.Agents[requestedAgent!].Name;
+            var participants = strategy is Strategies.Parallel or Strategies.Cascade
+                ? new[] { chosen }.Concat(ranking.Select(c => c.Agent).Where(a => a != chosen)).Take(settings.MaxAgents).ToList()
+                : [chosen];
+            decision = new RoutingDecision(chosen, 1.0, strategy ?? Strategies.Single, ranking, participants, "agent named by the request");
+        }
+        else
+        {
+            decision = Decide(ranking, snapshot.DefaultAgent, strategy, settings);
+        }
+
+        activity?.SetTag("agent.route.agent", decision.Agent);
+        activity?.SetTag("agent.route.strategy", decision.Strategy);
+        activity?.SetTag("agent.route.confidence", decision.Confidence);
+        activity?.SetTag("agent.route.candidates", string.Join(",", decision.Candidates.Take(5).Select(c => $"{c.Agent}:{c.Score:0.000}")));
+        return decision;
+    }
+
+    private static RoutingDecision Decide(IReadOnlyList<RoutingCandidate> ranking, string defaultAgent, string? forced, RouterOptions settings)
+    {
+        var top = ranking.FirstOrDefault();
+        if (top is null || top.Similarity < settings.MinSimilarity)
+        {
+            return new RoutingDecision(defaultAgent, top?.Score ?? 0, forced ?? Strategies.Single, ranking,
+                forced is null or Strategies.Single ? [defaultAgent] : [defaultAgent, .. ranking.Select(c => c.Agent).Where(a => a != defaultAgent).Take(settings.MaxAgents - 1)],
+                "no agent matches the task; the default agent answers");
+        }
+
+        var second = ranking.Count > 1 ? ranking[1] : null;
+        var margin = second is null ? top.Score : top.Score - second.Score;
+        var confidence = Math.Clamp(top.Score, 0, 1);
+        string strategy;
+        string reason;
+        if (forced is not null)
+        {
+            (strategy, reason) = (forced, "strategy forced by the request");
+        }
+        else if (second is null || margin >= settings.SingleMargin)
+        {
+            (strategy, reason) = (Strategies.Single, $"clear lead of {margin:0.000} over the runner-up");
+        }
+        else if (second.Score >= settings.CascadeThreshold)
+        {
+            (strategy, reason) = (Strategies.Cascade, "two agents match strongly: the task spans both fields");
+        }
+        else
+        {
+            (strategy, reason) = (Strategies.Parallel, $"low confidence and a lead of only {margin:0.000}: the best of several answers");
+        }
+
+        var participants = strategy == Strategies.Single
+            ? [top.Agent]
+            : ranking.Where(c => c.Similarity >= settings.MinSimilarity).Take(settings.MaxAgents).Select(c => c.Agent).ToList();
+        if (participants.Count < 2 && strategy != Strategies.Single && forced is null) (strategy, participants) = (Strategies.Single, [top.Agent]);
+        if (participants.Count < 2 && strategy != Strategies.Single) participants = ranking.Take(settings.MaxAgents).Select(c => c.Agent).ToList();
+        return new RoutingDecision(top.Agent, confidence, strategy, ranking, participants, reason);
+    }
+
+    private async Task<IReadOnlyList<RoutingCandidate>> RankAsync(string task, AgentSnapshot snapshot, Func<string, bool> mayUse,
+        RouterOptions settings, CancellationToken cancellationToken)
+    {
+        var agents = snapshot.All.Where(a => mayUse(a.Name)).ToList();
+        if (agents.Count == 0) return [];
+
+        var missing = agents.Where(a => !_profiles.TryGetValue(a.Name, out var p) || p.Profile != ProfileOf(a)).ToList();
+        var texts = new List<string> { task };
+        texts.AddRange(missing.Select(ProfileOf));
+        var vectors = await embeddings.GenerateAsync(texts, cancellationToken: cancellationToken);
+        for (var i = 0; i < missing.Count; i++) _profiles[missing[i].Name] = (ProfileOf(missing[i]), vectors[i + 1].Vector.ToArray());
+        var query = vectors[0].Vector.ToArray();
+
+        var records = await stats.ReadAsync();
+        var ranking = new List<RoutingCandidate>(agents.Count);
+        foreach (var agent in agents)
+        {
+            var similarity = (double)TensorPrimitives.CosineSimilarity(query, _profiles[agent.Name].Vector);
+            var record = records.GetValueOrDefault(agent.Name, new AgentTrackRecord(settings.PriorSuccessRate, null));
+            var costTier = agent.Models.FirstOrDefault()?.CostTier ?? 1;
+            var score = similarity * (1 - settings.SuccessWeight + settings.SuccessWeight * record.SuccessRate)
+                        - settings.CostWeight * (costTier - 1)
+                        - settings.LatencyWeight * Math.Min(1, (record.LatencyMs ?? 0) / settings.LatencyBudgetMs);
+            // An agent whose every model has an open breaker cannot answer now.
+            var chain = breakers.ForAgent(agent.Name).ToList();
+            if (chain.Count > 0 && chain.All(b => b.State == Polly.CircuitBreaker.CircuitState.Open)) score -= 1;
+            ranking.Add(new RoutingCandidate(agent.Name, Math.Round(score, 4), Math.Round(similarity, 4), Math.Round(record.SuccessRate, 4), costTier,
+                record.LatencyMs is { } ms ? Math.Round(ms, 1) : null));
+        }
+        return ranking.OrderByDescending(c => c.Score).ThenBy(c => c.CostTier).ThenBy(c => c.Agent, StringComparer.Ordinal).ToList();
+    }
+
+    // Keywords are the sharpest signal an agent's author gives; they count twice.
+    private static string ProfileOf(AgentDefinition agent) =>
+        $"{agent.Name} {agent.Description} {string.Join(' ', agent.Keywords)} {string.Join(' ', agent.Keywords)}";
+}
