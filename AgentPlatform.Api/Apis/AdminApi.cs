@@ -48,7 +48,8 @@ public static class AdminApi
 
         admin.MapGet("/agents", ListAgentDefinitions).WithName("ListAgentDefinitions").WithSummary("Every agent's full definition");
         admin.MapGet("/agents/{name}", GetAgentDefinition).WithName("GetAgentDefinition").WithSummary("An agent's full definition");
-        admin.MapPut("/agents/{name}", PutAgentAsync).WithName("PutAgent")
+        // AgentDefinitionRules checks every field (attributes included) so one 400 lists every problem.
+        admin.MapPut("/agents/{name}", PutAgentAsync).DisableValidation().WithName("PutAgent")
             .WithSummary("Create or replace an agent; every Api and Worker instance uses it within a second");
         admin.MapDelete("/agents/{name}", DeleteAgentAsync).WithName("DeleteAgent").WithSummary("Remove an agent (a configured one is hidden)");
         return app;

@@ -63,7 +63,11 @@ public static class AgentsApi
         var models = clients.ChainOf(agent).Select(link =>
         {
             var b = link.Client.Breaker;
-            return new ModelHealthView(link.Provider, link.Model, b.State.ToString().ToLowerInvariant(), b.SuccessRate, b.Calls,
+            return new ModelHealthView(link.Provider, link.Model, b.EffectiveState switch
+            {
+                Polly.CircuitBreaker.CircuitState.HalfOpen => "half_open",
+                var state => state.ToString().ToLowerInvariant(),
+            }, b.SuccessRate, b.Calls,
                 b.P95LatencyMs, b.LastError, b.LastErrorAt,
                 b.RetryAfter > TimeSpan.Zero ? (int)Math.Ceiling(b.RetryAfter.TotalSeconds) : null);
         }).ToList();

@@ -20,18 +20,27 @@ public static partial class AgentDefinitionRules
         var errors = new Dictionary<string, List<string>>();
         void Add(string field, string message) => (errors.TryGetValue(field, out var list) ? list : errors[field] = []).Add(message);
 
+        if (agent.Keywords is null || agent.Tools is null || agent.Models is null)
+        {
+            Add("body", "keywords, tools and models must be arrays when given.");
+            return errors.ToDictionary(e => e.Key, e => e.Value.ToArray());
+        }
         if (!AgentName().IsMatch(name) || name == AgentRegistry.Auto)
             Add("name", "An agent name is 1-64 lower-case letters, digits, '-' or '_', starting with a letter or digit, and not 'auto'.");
         if (string.IsNullOrWhiteSpace(agent.Description)) Add("description", "The description is required: the router matches tasks against it.");
+        else if (agent.Description.Length > 2000) Add("description", "The description is at most 2,000 characters.");
         if (string.IsNullOrWhiteSpace(agent.SystemPrompt)) Add("system_prompt", "The system prompt is required.");
+        else if (agent.SystemPrompt.Length > 20_000) Add("system_prompt", "The system prompt is at most 20,000 characters.");
+        if (agent.Model is { Length: > 200 }) Add("model", "The model is at most 200 characters.");
         if (agent.Keywords.Length > 50) Add("keywords", "At most 50 keywords.");
         for (var i = 0; i < agent.Keywords.Length; i++)
             if (string.IsNullOrWhiteSpace(agent.Keywords[i]) || agent.Keywords[i].Length > 100) Add($"keywords[{i}]", "A keyword is 1-100 characters.");
         if (agent.Models.Count > 10) Add("models", "At most 10 models in a chain.");
+        if (agent.Models.Any(m => m is null)) Add("models", "A model entry cannot be null.");
         for (var i = 0; i < agent.Models.Count; i++)
         {
             var option = agent.Models[i];
-            if (string.IsNullOrWhiteSpace(option.Model)) Add($"models[{i}].model", "The model is required.");
+            if (string.IsNullOrWhiteSpace(option.Model) || option.Model.Length > 200) Add($"models[{i}].model", "The model is required (at most 200 characters).");
             if (!providerExists(option.Provider)) Add($"models[{i}].provider", $"Unknown provider '{option.Provider}'. Configure it under Llm:Providers.");
             if (option.CostTier is < 1 or > 5) Add($"models[{i}].cost_tier", "The cost tier is 1 (cheapest) to 5.");
             if (option.InputPer1K < 0) Add($"models[{i}].input_per_1k", "A price cannot be negative.");

@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using AgentPlatform.Engine.Llm;
 
 namespace AgentPlatform.Engine.Execution;
@@ -8,15 +9,18 @@ public sealed record AgentRun(
     long PromptTokens, long CompletionTokens, decimal CostUsd, long DurationMs, string? Error,
     IReadOnlyList<ModelAttempt> Attempts, TimeSpan? RetryAfter = null)
 {
+    [JsonIgnore]
     public bool Succeeded => Outcome == "ok";
 
     /// <summary>Acceptable for a parallel run: it answered, with text, and stopped on its own (not cut off).</summary>
+    [JsonIgnore]
     public bool Acceptable => Succeeded && !string.IsNullOrWhiteSpace(Text) && FinishReason is null or "stop";
 }
 
 /// <summary>The outcome of a task's execution: the answer and every run that contributed (or tried).</summary>
 public sealed record ExecutionResult(string Strategy, AgentRun? Winner, IReadOnlyList<AgentRun> Runs)
 {
+    [JsonIgnore]
     public long PromptTokens => Runs.Sum(r => r.PromptTokens);
     public long CompletionTokens => Runs.Sum(r => r.CompletionTokens);
     /// <summary>What was actually spent: every run that got an answer back, winner or not.</summary>

@@ -54,7 +54,8 @@ public sealed class CircuitBreakerChatClient(IChatClient inner, ModelBreaker bre
 }
 
 /// <summary>
-/// An agent's model chain: tries each model in order, past open breakers and failing models, and
+/// An agent's model chain: tries each model in order, past open breakers (Polly refuses those
+/// without calling the model, and lets one probe through after the break) and failing models, and
 /// answers with the first success. When none answers: <see cref="AgentUnavailableException"/> with
 /// the earliest moment an open breaker lets a probe through.
 /// Every call's attempts go to <see cref="ModelAttemptLog.Current"/>.
@@ -72,11 +73,6 @@ public sealed class FallbackChatClient(string agent, IReadOnlyList<FallbackChatC
         var attempts = new List<ModelAttempt>();
         foreach (var link in Chain)
         {
-            if (link.Client.Breaker.State == Polly.CircuitBreaker.CircuitState.Open)
-            {
-                attempts.Add(new ModelAttempt(link.Provider, link.Model, "circuit_open", null, 0));
-                continue;
-            }
             var clock = Stopwatch.StartNew();
             try
             {
@@ -105,11 +101,6 @@ public sealed class FallbackChatClient(string agent, IReadOnlyList<FallbackChatC
         var attempts = new List<ModelAttempt>();
         foreach (var link in Chain)
         {
-            if (link.Client.Breaker.State == Polly.CircuitBreaker.CircuitState.Open)
-            {
-                attempts.Add(new ModelAttempt(link.Provider, link.Model, "circuit_open", null, 0));
-                continue;
-            }
             IAsyncEnumerator<ChatResponseUpdate>? updates = null;
             ChatResponseUpdate? first = null;
             try

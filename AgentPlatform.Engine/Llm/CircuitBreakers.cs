@@ -29,7 +29,7 @@ public sealed class CircuitBreakers : IDisposable
         _options = options;
         _time = time;
         PlatformTelemetry.Meter.CreateObservableGauge("circuit_breaker_state", () => _breakers.Values.Select(b =>
-                new System.Diagnostics.Metrics.Measurement<int>((int)b.State,
+                new System.Diagnostics.Metrics.Measurement<int>((int)b.EffectiveState,
                     new KeyValuePair<string, object?>("agent", b.Key.Agent),
                     new KeyValuePair<string, object?>("model", $"{b.Key.Provider}/{b.Key.Model}"))),
             description: "0 closed, 1 open, 2 half-open, 3 isolated");
@@ -76,6 +76,12 @@ public sealed class ModelBreaker(BreakerKey key, CircuitBreakerStateProvider sta
     public BreakerKey Key { get; } = key;
     public ResiliencePipeline Pipeline { get; internal set; } = ResiliencePipeline.Empty;
     public CircuitState State => state.CircuitState;
+
+    /// <summary>
+    /// Polly moves an open breaker to half-open only when the next call arrives; once the break is
+    /// over this reports half-open, so nobody avoids a model that is ready for its probe.
+    /// </summary>
+    public CircuitState EffectiveState => State == CircuitState.Open && RetryAfter == TimeSpan.Zero ? CircuitState.HalfOpen : State;
     public DateTimeOffset? OpenedAt { get; internal set; }
     public string? LastError { get; private set; }
     public DateTimeOffset? LastErrorAt { get; private set; }

@@ -70,6 +70,8 @@ public sealed class AgentRouter(
             decision = Decide(ranking, snapshot.DefaultAgent, strategy, settings);
         }
 
+        // The decision shows the ten best candidates; a long tail of zero scores says nothing.
+        decision = decision with { Candidates = decision.Candidates.Take(10).ToList() };
         activity?.SetTag("agent.route.agent", decision.Agent);
         activity?.SetTag("agent.route.strategy", decision.Strategy);
         activity?.SetTag("agent.route.confidence", decision.Confidence);
@@ -104,9 +106,13 @@ public sealed class AgentRouter(
         {
             (strategy, reason) = (Strategies.Cascade, "two agents match strongly: the task spans both fields");
         }
+        else if (top.Similarity >= settings.ParallelMinSimilarity)
+        {
+            (strategy, reason) = (Strategies.Parallel, $"a lead of only {margin:0.000}: the best of several answers");
+        }
         else
         {
-            (strategy, reason) = (Strategies.Parallel, $"low confidence and a lead of only {margin:0.000}: the best of several answers");
+            (strategy, reason) = (Strategies.Single, "weak match everywhere: not worth several runs");
         }
 
         var participants = strategy == Strategies.Single
@@ -142,7 +148,7 @@ public sealed class AgentRouter(
                         - settings.LatencyWeight * Math.Min(1, (record.LatencyMs ?? 0) / settings.LatencyBudgetMs);
             // An agent whose every model has an open breaker cannot answer now.
             var chain = breakers.ForAgent(agent.Name).ToList();
-            if (chain.Count > 0 && chain.All(b => b.State == Polly.CircuitBreaker.CircuitState.Open)) score -= 1;
+            if (chain.Count > 0 && chain.All(b => b.EffectiveState == Polly.CircuitBreaker.CircuitState.Open)) score -= 1;
             ranking.Add(new RoutingCandidate(agent.Name, Math.Round(score, 4), Math.Round(similarity, 4), Math.Round(record.SuccessRate, 4), costTier,
                 record.LatencyMs is { } ms ? Math.Round(ms, 1) : null));
         }

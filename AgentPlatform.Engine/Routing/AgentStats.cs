@@ -15,8 +15,8 @@ public readonly record struct AgentTrackRecord(double SuccessRate, double? Laten
 /// </summary>
 public sealed class AgentStats(IConnectionMultiplexer redis, IOptionsMonitor<RouterOptions> options, ILogger<AgentStats> logger)
 {
-    private const string SuccessKey = "agents:ema:success";
-    private const string LatencyKey = "agents:ema:latency_ms";
+    private string SuccessKey => options.CurrentValue.StatsNamespace + ":ema:success";
+    private string LatencyKey => options.CurrentValue.StatsNamespace + ":ema:latency_ms";
 
     private static readonly LuaScript Update = LuaScript.Prepare("""
         local current = redis.call('HGET', @key, @agent)

@@ -42,9 +42,17 @@ public sealed class RouterOptions
     [Range(0.0, 1.0)]
     public double CascadeThreshold { get; set; } = 0.3;
 
+    /// <summary>A near-tie runs in parallel only when the leader matches at least this well; on weaker signals one agent answers.</summary>
+    [Range(0.0, 1.0)]
+    public double ParallelMinSimilarity { get; set; } = 0.15;
+
     /// <summary>Most agents in a parallel or cascade run.</summary>
     [Range(2, 5)]
     public int MaxAgents { get; set; } = 3;
 
     public TimeSpan StatsCacheDuration { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Prefix of the Redis keys of the track records (deployments sharing one Redis keep theirs apart).</summary>
+    [Required, MaxLength(100)]
+    public string StatsNamespace { get; set; } = "agents";
 }

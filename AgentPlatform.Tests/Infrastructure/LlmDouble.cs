@@ -32,6 +32,7 @@ public sealed class LlmDouble : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly ConcurrentDictionary<string, LlmStep[]> _scripts = new();
+    private readonly ConcurrentDictionary<string, LlmStep[]> _modelScripts = new();
     private readonly ConcurrentDictionary<string, int> _counts = new();
     private readonly ConcurrentQueue<LlmCall> _calls = new();
     private readonly ConcurrentQueue<(string Name, JsonObject Body)> _webhooks = new();
@@ -70,6 +71,18 @@ public sealed class LlmDouble : IAsyncDisposable
     /// <summary>Scripts the answers for prompts that contain <paramref name="marker"/>.</summary>
     public void Script(string marker, params LlmStep[] steps) => _scripts[marker] = steps;
 
+    /// <summary>Scripts the answers of one model (used when no marker matches); replaces its earlier script and count.</summary>
+    public void ScriptModel(string model, params LlmStep[] steps)
+    {
+        _modelScripts[model] = steps;
+        _counts.TryRemove("model:" + model, out _);
+    }
+
+    /// <summary>Delay of every unscripted answer (benchmarks set a fixed LLM latency with it).</summary>
+    public TimeSpan DefaultDelay { get; set; }
+
+    public IReadOnlyList<LlmCall> CallsForModel(string model) => _calls.Where(c => c.Model == model && !c.Completed).ToList();
+
     public string WebhookUrl(string name) => BaseUrl.Replace("/v1", "") + "/hooks/" + name;
 
     /// <summary>The webhook receiver answers 500 to the next delivery for <paramref name="name"/>.</summary>
@@ -86,12 +99,17 @@ public sealed class LlmDouble : IAsyncDisposable
         var user = body["messages"]!.AsArray().LastOrDefault(m => m?["role"]?.GetValue<string>() == "user")?["content"];
         var userText = user is JsonValue ? user.GetValue<string>() : user?.ToJsonString() ?? "";
         var marker = _scripts.Keys.FirstOrDefault(userText.Contains) ?? "";
-        var step = new LlmStep();
+        var step = new LlmStep(Delay: DefaultDelay);
         if (marker.Length > 0)
         {
             var steps = _scripts[marker];
             var n = _counts.AddOrUpdate(marker, 1, (_, c) => c + 1);
             step = steps[Math.Min(n, steps.Length) - 1];
+        }
+        else if (_modelScripts.TryGetValue(model, out var modelSteps))
+        {
+            var n = _counts.AddOrUpdate("model:" + model, 1, (_, c) => c + 1);
+            step = modelSteps[Math.Min(n, modelSteps.Length) - 1];
         }
 
         var call = new LlmCall(marker, model, http.Request.Headers["traceparent"].FirstOrDefault(), userText, DateTimeOffset.UtcNow, false,
@@ -164,7 +182,7 @@ public sealed class LlmDouble : IAsyncDisposable
     public int EmbeddingCalls => _embeddingCalls;
     private int _embeddingCalls;
 
-    // Deterministic bag-of-words vectors: texts that share words are close, as with a real model.
+    // Deterministic vectors (the platform's own local embedding): texts that share words are close, as with a real model.
     private async Task EmbedAsync(HttpContext http)
     {
         Interlocked.Increment(ref _embeddingCalls);
@@ -175,18 +193,9 @@ public sealed class LlmDouble : IAsyncDisposable
         {
             @object = "list",
             model = body["model"]?.GetValue<string>() ?? "",
-            data = texts.Select((text, i) => new { @object = "embedding", index = i, embedding = BagOfWords(text) }).ToArray(),
+            data = texts.Select((text, i) => new { @object = "embedding", index = i, embedding = AgentPlatform.Engine.Routing.LocalEmbeddingGenerator.Embed(text) }).ToArray(),
             usage = new { prompt_tokens = texts.Sum(t => t.Length / 4 + 1), total_tokens = texts.Sum(t => t.Length / 4 + 1) },
         }, JsonOptions);
-    }
-
-    public static float[] BagOfWords(string text, int dimensions = 256)
-    {
-        var vector = new float[dimensions];
-        foreach (var word in text.ToLowerInvariant().Split([' ', ',', '.', '?', '!', ':', ';', '\n', '(', ')'], StringSplitOptions.RemoveEmptyEntries))
-            vector[(int)((uint)StringComparer.Ordinal.GetHashCode(word) % dimensions)] += 1;
-        var norm = MathF.Sqrt(vector.Sum(v => v * v));
-        return norm == 0 ? vector : vector.Select(v => v / norm).ToArray();
     }
 
     private static readonly JsonSerializerOptions JsonOptions = new(JsonSerializerDefaults.Web) { PropertyNamingPolicy = null };

@@ -55,6 +55,8 @@ public sealed class PlatformFixture : IAsyncLifetime
         ["Queue__HeartbeatInterval"] = "00:00:01",
         ["Queue__ShutdownTimeout"] = "00:00:02",
         ["Queue__PollInterval"] = "00:00:01",
+        ["Router__StatsCacheDuration"] = "00:00:00",
+        ["Llm__CircuitBreaker__BreakDuration"] = "00:00:02",
     };
 
     private readonly List<ApiFactory> _extraApis = [];

@@ -123,7 +123,7 @@ public sealed class OperationsTests(PlatformFixture platform)
         var code = await client.GetFromJsonAsync<JsonObject>("/agents/code");
         var missing = await client.GetAsync("/agents/nobody");
 
-        Assert.Equal(["code", "general", "math", "research", "writer"], agents!.Select(a => a!["name"]!.GetValue<string>()).ToArray());
+        Assert.Subset(agents!.Select(a => a!["name"]!.GetValue<string>()).ToHashSet(), new HashSet<string> { "code", "general", "math", "research", "writer" });
         Assert.Equal(PlatformFixture.Model, code!["model"]!.GetValue<string>());
         Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
     }

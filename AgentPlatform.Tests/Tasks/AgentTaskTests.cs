@@ -65,7 +65,7 @@ public sealed class AgentTaskTests(PlatformFixture platform)
     {
         platform.Llm.Script("long-poll", new LlmStep(Delay: TimeSpan.FromMilliseconds(800)));
         var client = platform.Client(await platform.CreateKeyAsync());
-        var taskId = (await (await client.ExecuteAsync(new { task = "long-poll me", async_execution = true })).JsonAsync())["task_id"]!.GetValue<string>();
+        var taskId = (await (await client.ExecuteAsync(new { task = "long-poll me", agent_type = "general", async_execution = true })).JsonAsync())["task_id"]!.GetValue<string>();
 
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var status = await client.StatusAsync(taskId, wait: 30);
@@ -112,8 +112,8 @@ public sealed class AgentTaskTests(PlatformFixture platform)
         var client = platform.Client(await platform.CreateKeyAsync());
         var key = Guid.NewGuid().ToString();
 
-        var first = await (await client.ExecuteAsync(new { task = "sync-replay" }, key)).JsonAsync();
-        var second = await client.ExecuteAsync(new { task = "sync-replay" }, key);
+        var first = await (await client.ExecuteAsync(new { task = "sync-replay", agent_type = "general" }, key)).JsonAsync();
+        var second = await client.ExecuteAsync(new { task = "sync-replay", agent_type = "general" }, key);
 
         Assert.Equal(HttpStatusCode.OK, second.StatusCode);
         var replay = await second.JsonAsync();
@@ -127,7 +127,7 @@ public sealed class AgentTaskTests(PlatformFixture platform)
     {
         platform.Llm.Script("cancel-me", new LlmStep(Delay: TimeSpan.FromSeconds(20)));
         var client = platform.Client(await platform.CreateKeyAsync());
-        var taskId = (await (await client.ExecuteAsync(new { task = "cancel-me slowly", async_execution = true })).JsonAsync())["task_id"]!.GetValue<string>();
+        var taskId = (await (await client.ExecuteAsync(new { task = "cancel-me slowly", agent_type = "general", async_execution = true })).JsonAsync())["task_id"]!.GetValue<string>();
         await HttpExtensions.WaitUntilAsync(() => Task.FromResult(platform.Llm.CallsFor("cancel-me").Count > 0), what: "the LLM call");
 
         var cancel = await client.PostAsync($"/agent/tasks/{taskId}/cancel", null);
@@ -178,8 +178,8 @@ public sealed class AgentTaskTests(PlatformFixture platform)
     {
         platform.Llm.Script("usage-count", new LlmStep(PromptTokens: 2000, CompletionTokens: 1000));
         var client = platform.Client(await platform.CreateKeyAsync("pro"));
-        await client.ExecuteAsync(new { task = "usage-count one" });
-        await client.ExecuteAsync(new { task = "usage-count two" });
+        await client.ExecuteAsync(new { task = "usage-count one", agent_type = "general" });
+        await client.ExecuteAsync(new { task = "usage-count two", agent_type = "general" });
 
         var usage = await (await client.GetAsync("/usage")).JsonAsync();
 

@@ -13,7 +13,7 @@ public sealed class ResilienceTests(PlatformFixture platform)
         // The first call hangs (the worker dies during it); the retry after restart answers.
         platform.Llm.Script("kill-worker", new LlmStep(Delay: TimeSpan.FromSeconds(60)), new LlmStep(Content: "finished after restart"));
         var client = platform.Client(await platform.CreateKeyAsync());
-        var taskId = (await (await client.ExecuteAsync(new { task = "kill-worker job", async_execution = true })).JsonAsync())["task_id"]!.GetValue<string>();
+        var taskId = (await (await client.ExecuteAsync(new { task = "kill-worker job", agent_type = "general", async_execution = true })).JsonAsync())["task_id"]!.GetValue<string>();
         await HttpExtensions.WaitUntilAsync(() => Task.FromResult(platform.Llm.CallsFor("kill-worker").Count == 1), what: "the first LLM call");
 
         await platform.Worker.KillAsync();
@@ -33,7 +33,7 @@ public sealed class ResilienceTests(PlatformFixture platform)
     {
         platform.Llm.Script("graceful-stop", new LlmStep(Delay: TimeSpan.FromSeconds(60)), new LlmStep(Content: "ran again"));
         var client = platform.Client(await platform.CreateKeyAsync());
-        var taskId = (await (await client.ExecuteAsync(new { task = "graceful-stop job", async_execution = true })).JsonAsync())["task_id"]!.GetValue<string>();
+        var taskId = (await (await client.ExecuteAsync(new { task = "graceful-stop job", agent_type = "general", async_execution = true })).JsonAsync())["task_id"]!.GetValue<string>();
         await HttpExtensions.WaitUntilAsync(() => Task.FromResult(platform.Llm.CallsFor("graceful-stop").Count == 1), what: "the first LLM call");
 
         await platform.Worker.StopGracefullyAsync();
@@ -71,7 +71,7 @@ public sealed class ResilienceTests(PlatformFixture platform)
     {
         platform.Llm.Script("always-500", new LlmStep(Status: 500));
         var client = platform.Client(await platform.CreateKeyAsync());
-        var taskId = (await (await client.ExecuteAsync(new { task = "always-500 please", async_execution = true })).JsonAsync())["task_id"]!.GetValue<string>();
+        var taskId = (await (await client.ExecuteAsync(new { task = "always-500 please", agent_type = "general", async_execution = true })).JsonAsync())["task_id"]!.GetValue<string>();
 
         var final = await client.WaitForFinalAsync(taskId);
 
@@ -86,7 +86,7 @@ public sealed class ResilienceTests(PlatformFixture platform)
         platform.Llm.Script("flaky-503", new LlmStep(Status: 503), new LlmStep(Content: "recovered"));
         var client = platform.Client(await platform.CreateKeyAsync());
 
-        var response = await client.ExecuteAsync(new { task = "flaky-503 please" });
+        var response = await client.ExecuteAsync(new { task = "flaky-503 please", agent_type = "general" });
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("recovered", (await response.JsonAsync())["result"]!.GetValue<string>());
@@ -99,7 +99,7 @@ public sealed class ResilienceTests(PlatformFixture platform)
         platform.Llm.Script("sync-500", new LlmStep(Status: 500));
         var client = platform.Client(await platform.CreateKeyAsync());
 
-        var response = await client.ExecuteAsync(new { task = "sync-500 please" });
+        var response = await client.ExecuteAsync(new { task = "sync-500 please", agent_type = "general" });
 
         Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
         var problem = await response.JsonAsync();
