@@ -1,13 +1,20 @@
 using System.Security.Claims;
+using System.Text.Json;
 using AgentPlatform.Engine.Admission;
+using AgentPlatform.Engine.Tools;
 
 namespace AgentPlatform.Api.Auth;
 
 /// <summary>Who is calling: the claims the key handler issues and typed access to them.</summary>
-public sealed record Caller(Guid KeyId, string Name, string Tier, bool IsAdmin, string[]? AllowedAgents, decimal? DailyBudgetUsd)
+/// <param name="AllowedTools">The key's tool allow-list; null means every tool, empty means none.</param>
+public sealed record Caller(Guid KeyId, string Name, string Tier, bool IsAdmin, string[]? AllowedAgents, decimal? DailyBudgetUsd,
+    string[]? AllowedTools = null)
 {
     public bool MayUseAgent(string agent) =>
         AllowedAgents is null || AllowedAgents.Length == 0 || AllowedAgents.Contains(agent, StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>The caller as the tool catalog sees it.</summary>
+    public ToolCaller ToToolCaller() => new(KeyId, AllowedTools, IsAdmin);
 }
 
 public static class CallerIdentity
@@ -21,13 +28,15 @@ public static class CallerIdentity
     private const string TierClaim = "tier";
     private const string AllowedAgentClaim = "allowed_agent";
     private const string BudgetClaim = "daily_budget_usd";
+    // One claim holding a JSON array: unlike one claim per entry, it tells "no list" (every tool) from an empty list (none).
+    private const string AllowedToolsClaim = "allowed_tools";
 
-    public static ClaimsPrincipal ForAdmin() => Principal(AdminKeyId, "admin", "enterprise", isAdmin: true, null, null);
+    public static ClaimsPrincipal ForAdmin() => Principal(AdminKeyId, "admin", "enterprise", isAdmin: true, null, null, null);
 
     public static ClaimsPrincipal ForKey(ApiKey key) =>
-        Principal(key.Id, key.Name, key.Tier, isAdmin: false, key.AllowedAgents, key.DailyBudgetUsd);
+        Principal(key.Id, key.Name, key.Tier, isAdmin: false, key.AllowedAgents, key.DailyBudgetUsd, key.AllowedTools);
 
-    private static ClaimsPrincipal Principal(Guid id, string name, string tier, bool isAdmin, string[]? agents, decimal? budget)
+    private static ClaimsPrincipal Principal(Guid id, string name, string tier, bool isAdmin, string[]? agents, decimal? budget, string[]? tools)
     {
         var claims = new List<Claim>
         {
@@ -38,6 +47,7 @@ public static class CallerIdentity
         if (isAdmin) claims.Add(new Claim(ClaimTypes.Role, AdminRole));
         claims.AddRange((agents ?? []).Select(a => new Claim(AllowedAgentClaim, a)));
         if (budget is not null) claims.Add(new Claim(BudgetClaim, budget.Value.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        if (tools is not null) claims.Add(new Claim(AllowedToolsClaim, JsonSerializer.Serialize(tools)));
         return new ClaimsPrincipal(new ClaimsIdentity(claims, ApiKeyAuthenticationHandler.SchemeName));
     }
 
@@ -45,12 +55,14 @@ public static class CallerIdentity
     {
         var agents = user.FindAll(AllowedAgentClaim).Select(c => c.Value).ToArray();
         var budget = user.FindFirst(BudgetClaim)?.Value;
+        var tools = user.FindFirst(AllowedToolsClaim)?.Value;
         return new Caller(
             Guid.Parse(user.FindFirst(KeyIdClaim)!.Value),
             user.Identity?.Name ?? "",
             user.FindFirst(TierClaim)?.Value ?? "free",
             user.IsInRole(AdminRole),
             agents.Length == 0 ? null : agents,
-            budget is null ? null : decimal.Parse(budget, System.Globalization.CultureInfo.InvariantCulture));
+            budget is null ? null : decimal.Parse(budget, System.Globalization.CultureInfo.InvariantCulture),
+            tools is null ? null : JsonSerializer.Deserialize<string[]>(tools));
     }
 }
