@@ -55,6 +55,11 @@ public sealed class PlatformFixture : IAsyncLifetime
         ["Queue__HeartbeatInterval"] = "00:00:01",
         ["Queue__ShutdownTimeout"] = "00:00:02",
         ["Queue__PollInterval"] = "00:00:01",
+        // A real stdio MCP server whose tools join the catalog as testmcp_*; its sleep tool times out after 1 s.
+        ["Tools__Mcp__Servers__testmcp__Command"] = "dotnet",
+        ["Tools__Mcp__Servers__testmcp__Arguments__0"] = TestMcpServer.DllPath,
+        ["Tools__Mcp__RetryInterval"] = "00:00:01",
+        ["Tools__Timeouts__testmcp_sleep"] = "00:00:01",
     };
 
     private readonly List<ApiFactory> _extraApis = [];
