@@ -6,7 +6,6 @@ using AgentPlatform.Engine.Tools;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
 
 namespace AgentPlatform.Tests.Tools;
 

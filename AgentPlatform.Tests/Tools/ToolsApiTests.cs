@@ -169,6 +169,7 @@ public sealed class ToolsApiTests(PlatformFixture platform)
         var sum = await (await InvokeAsync(client, "calculator", """{"expression":"2*(3+4) - 0.5"}""")).JsonAsync();
         var time = await (await InvokeAsync(client, "current_time", """{"timezone":"Asia/Tokyo"}""")).JsonAsync();
         var badZone = await (await InvokeAsync(client, "current_time", """{"timezone":"Mars/Olympus"}""")).JsonAsync();
+        var noBody = await client.PostAsync("/agent/tools/current_time", null);
 
         Assert.Equal(13.5m, sum["result"]!["result"]!.GetValue<decimal>());
         Assert.Equal("Asia/Tokyo", time["result"]!["timezone"]!.GetValue<string>());
@@ -177,6 +178,7 @@ public sealed class ToolsApiTests(PlatformFixture platform)
         Assert.InRange(tokyo - DateTimeOffset.UtcNow, TimeSpan.FromMinutes(-1), TimeSpan.FromMinutes(1));
         Assert.Equal("error", badZone["outcome"]!.GetValue<string>());
         Assert.Contains("Mars/Olympus", badZone["error"]!.GetValue<string>());
+        Assert.Equal("UTC", (await noBody.JsonAsync())["result"]!["timezone"]!.GetValue<string>());
     }
 
     [Fact]
