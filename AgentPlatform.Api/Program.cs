@@ -18,6 +18,7 @@ app.MapOperationsApi();
 app.MapAdminApi();
 app.MapAgentsApi();
 app.MapAgentTaskApi();
+app.MapToolsApi();
 
 app.Run();
 

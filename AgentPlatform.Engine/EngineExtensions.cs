@@ -149,6 +149,7 @@ public static class EngineExtensions
         services.AddScoped<AgentTaskJob>();
         services.AddScoped<QueueMaintenanceJob>();
         services.AddScoped<WebhookDeliveryJob>();
+        builder.AddAgentTools();
         return builder;
     }
 

@@ -135,7 +135,7 @@ public static class AgentTaskApi
         }
 
         services.Db.Entry(task).State = EntityState.Detached;
-        return SyncOutcome(await services.Runner.RunClaimedAsync(task, caller.ToolCaller, http.RequestAborted), http);
+        return SyncOutcome(await services.Runner.RunClaimedAsync(task, caller.ToToolCaller(), http.RequestAborted), http);
     }
 
     private static Task<AgentTask?> FindByIdempotencyKeyAsync(AgentDbContext db, Guid keyId, string idempotencyKey) =>

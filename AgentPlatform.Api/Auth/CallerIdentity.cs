@@ -1,10 +1,12 @@
 using System.Security.Claims;
+using System.Text.Json;
 using AgentPlatform.Engine.Admission;
 using AgentPlatform.Engine.Tools;
 
 namespace AgentPlatform.Api.Auth;
 
 /// <summary>Who is calling: the claims the key handler issues and typed access to them.</summary>
+/// <param name="AllowedTools">The key's tool allow-list; null means every tool, empty means none.</param>
 public sealed record Caller(Guid KeyId, string Name, string Tier, bool IsAdmin, string[]? AllowedAgents, decimal? DailyBudgetUsd,
     string[]? AllowedTools = null)
 {
@@ -12,7 +14,7 @@ public sealed record Caller(Guid KeyId, string Name, string Tier, bool IsAdmin, 
         AllowedAgents is null || AllowedAgents.Length == 0 || AllowedAgents.Contains(agent, StringComparer.OrdinalIgnoreCase);
 
     /// <summary>The caller as the tool catalog sees it.</summary>
-    public ToolCaller ToolCaller => new(KeyId, AllowedTools, IsAdmin);
+    public ToolCaller ToToolCaller() => new(KeyId, AllowedTools, IsAdmin);
 }
 
 public static class CallerIdentity
@@ -26,8 +28,8 @@ public static class CallerIdentity
     private const string TierClaim = "tier";
     private const string AllowedAgentClaim = "allowed_agent";
     private const string BudgetClaim = "daily_budget_usd";
-    private const string AllowedToolClaim = "allowed_tool";
-    private const string ToolsRestrictedClaim = "tools_restricted";
+    // One claim holding a JSON array: unlike one claim per entry, it tells "no list" (every tool) from an empty list (none).
+    private const string AllowedToolsClaim = "allowed_tools";
 
     public static ClaimsPrincipal ForAdmin() => Principal(AdminKeyId, "admin", "enterprise", isAdmin: true, null, null, null);
 
@@ -45,9 +47,7 @@ public static class CallerIdentity
         if (isAdmin) claims.Add(new Claim(ClaimTypes.Role, AdminRole));
         claims.AddRange((agents ?? []).Select(a => new Claim(AllowedAgentClaim, a)));
         if (budget is not null) claims.Add(new Claim(BudgetClaim, budget.Value.ToString(System.Globalization.CultureInfo.InvariantCulture)));
-        // null means every tool; an empty list means none, so "restricted" is a claim of its own.
-        if (tools is not null) claims.Add(new Claim(ToolsRestrictedClaim, "true"));
-        claims.AddRange((tools ?? []).Select(t => new Claim(AllowedToolClaim, t)));
+        if (tools is not null) claims.Add(new Claim(AllowedToolsClaim, JsonSerializer.Serialize(tools)));
         return new ClaimsPrincipal(new ClaimsIdentity(claims, ApiKeyAuthenticationHandler.SchemeName));
     }
 
@@ -55,6 +55,7 @@ public static class CallerIdentity
     {
         var agents = user.FindAll(AllowedAgentClaim).Select(c => c.Value).ToArray();
         var budget = user.FindFirst(BudgetClaim)?.Value;
+        var tools = user.FindFirst(AllowedToolsClaim)?.Value;
         return new Caller(
             Guid.Parse(user.FindFirst(KeyIdClaim)!.Value),
             user.Identity?.Name ?? "",
@@ -62,6 +63,6 @@ public static class CallerIdentity
             user.IsInRole(AdminRole),
             agents.Length == 0 ? null : agents,
             budget is null ? null : decimal.Parse(budget, System.Globalization.CultureInfo.InvariantCulture),
-            user.HasClaim(c => c.Type == ToolsRestrictedClaim) ? user.FindAll(AllowedToolClaim).Select(c => c.Value).ToArray() : null);
+            tools is null ? null : JsonSerializer.Deserialize<string[]>(tools));
     }
 }

@@ -212,4 +212,40 @@ public sealed class AgentEngineTests(PlatformFixture platform)
         Assert.NotNull((await oneAgent.JsonAsync())["errors"]!["agents"]);
         Assert.NotNull((await unknownAgent.JsonAsync())["errors"]!["agents"]);
     }
+
+    [Fact]
+    public async Task A_task_calls_a_tool_through_the_model_and_the_task_record_shows_the_call()
+    {
+        platform.Llm.Script("tool-roundtrip", new LlmStep(ToolCalls: [new ToolCallStep("calculator", """{"expression":"2*(3+4)"}""")]),
+            new LlmStep(Content: "The answer is 14."));
+        var client = platform.Client(await platform.CreateKeyAsync());
+
+        var body = await (await client.ExecuteAsync(new { task = "tool-roundtrip: what is 2*(3+4)?", agent_type = "general", async_execution = true })).JsonAsync();
+        var final = await client.WaitForFinalAsync(body["task_id"]!.GetValue<string>());
+
+        Assert.Equal("completed", final["status"]!.GetValue<string>());
+        Assert.Equal("The answer is 14.", final["result"]!.GetValue<string>());
+        var call = Assert.Single(final["tool_calls"]!.AsArray());
+        Assert.Equal("calculator", call!["tool"]!.GetValue<string>());
+        Assert.Equal("ok", call["outcome"]!.GetValue<string>());
+        // The model saw the tool's result in its second call, and both calls are counted.
+        var calls = platform.Llm.CallsFor("tool-roundtrip").Where(c => !c.Completed).ToList();
+        Assert.Equal(2, calls.Count);
+        Assert.Contains("14", calls[1].Messages!.Last()!.ToJsonString());
+        Assert.Equal(300, final["usage"]!["total_tokens"]!.GetValue<int>());
+    }
+
+    [Fact]
+    public async Task A_tool_the_key_may_not_use_is_not_offered_to_the_model()
+    {
+        var admin = platform.Client(PlatformFixture.AdminKey);
+        var created = await (await admin.PostAsJsonAsync("/admin/keys", new { name = "no-calc", tier = "pro", allowed_tools = new[] { "current_time" } })).JsonAsync();
+        var client = platform.Client(created["key"]!.GetValue<string>());
+        platform.Llm.Script("tool-offer", new LlmStep(Content: "fine"));
+
+        await client.ExecuteAsync(new { task = "tool-offer please", agent_type = "general" });
+
+        var offered = platform.Llm.CallsFor("tool-offer").First().Tools!.Select(t => t!["function"]!["name"]!.GetValue<string>()).ToList();
+        Assert.Equal(["current_time"], offered);
+    }
 }

@@ -57,6 +57,11 @@ public sealed class PlatformFixture : IAsyncLifetime
         ["Queue__PollInterval"] = "00:00:01",
         ["Router__StatsCacheDuration"] = "00:00:00",
         ["Llm__CircuitBreaker__BreakDuration"] = "00:00:02",
+        // A real stdio MCP server whose tools join the catalog as testmcp_*; its sleep tool times out after 1 s.
+        ["Tools__Mcp__Servers__testmcp__Command"] = "dotnet",
+        ["Tools__Mcp__Servers__testmcp__Arguments__0"] = TestMcpServer.DllPath,
+        ["Tools__Mcp__RetryInterval"] = "00:00:01",
+        ["Tools__Timeouts__testmcp_sleep"] = "00:00:01",
     };
 
     private readonly List<ApiFactory> _extraApis = [];

@@ -1,0 +1,69 @@
+using System.Diagnostics;
+using AgentPlatform.Engine.Tools;
+using AgentPlatform.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+
+namespace AgentPlatform.Tests.Tools;
+
+[Collection(PlatformCollection.Name)]
+public sealed class ToolConfigurationTests(PlatformFixture platform)
+{
+    [Theory]
+    [InlineData("Tools__Mcp__Servers__broken__Arguments__0", "x", "Tools:Mcp:Servers:broken needs either Command")]
+    [InlineData("Tools__Mcp__Servers__broken__Url", "not a url", "Tools:Mcp:Servers:broken:Url")]
+    [InlineData("Tools__CallTimeout", "00:00:00", "Tools:CallTimeout")]
+    public void A_bad_tool_setting_stops_the_api_with_a_message_naming_it(string key, string value, string named)
+    {
+        var settings = platform.Settings();
+        settings[key] = value;
+        using var api = new ApiFactory(settings);
+
+        var error = Assert.ThrowsAny<Exception>(() => api.CreateClient());
+
+        var validation = error as OptionsValidationException ?? error.InnerException as OptionsValidationException
+            ?? (error as AggregateException)?.InnerExceptions.OfType<OptionsValidationException>().FirstOrDefault();
+        Assert.NotNull(validation);
+        Assert.Contains(named, validation.Message);
+    }
+}
+
+/// <summary>The MCP connections on their own catalog, without the platform.</summary>
+public sealed class McpToolSourceTests
+{
+    [Fact]
+    public async Task An_mcp_server_that_cannot_start_is_skipped_and_start_up_does_not_wait_for_servers()
+    {
+        var options = new ToolOptions
+        {
+            Mcp =
+            {
+                RetryInterval = TimeSpan.FromSeconds(1),
+                Servers =
+                {
+                    ["missing"] = new McpServerOptions { Command = "/nonexistent/mcp-server" },
+                    [TestMcpServer.Name] = new McpServerOptions { Command = "dotnet", Arguments = [TestMcpServer.DllPath] },
+                },
+            },
+        };
+        var catalog = new ToolCatalog(new FixedOptions<ToolOptions>(options), new ServiceCollection().BuildServiceProvider().GetRequiredService<IServiceScopeFactory>(),
+            TimeProvider.System, NullLogger<ToolCatalog>.Instance);
+        using var source = new McpToolSource(catalog, Options.Create(options), NullLoggerFactory.Instance, NullLogger<McpToolSource>.Instance);
+        var clock = Stopwatch.StartNew();
+
+        await source.StartAsync(CancellationToken.None);
+        var startedIn = clock.Elapsed;
+        await HttpExtensions.WaitUntilAsync(() => Task.FromResult(catalog.All.Any(t => t.Name == "testmcp_echo")), 60, "testmcp_echo");
+        await Task.Delay(TimeSpan.FromSeconds(1.5)); // at least one retry of the missing server
+
+        Assert.True(startedIn < TimeSpan.FromSeconds(1), $"start-up waited {startedIn}");
+        Assert.Contains(catalog.All, t => t.Name == "calculator");
+        Assert.DoesNotContain(catalog.All, t => t.Source == "mcp:missing");
+
+        await source.StopAsync(CancellationToken.None);
+
+        // Shutdown closes the connection, and the server's tools leave the catalog with it.
+        Assert.DoesNotContain(catalog.All, t => t.Source == "mcp:testmcp");
+    }
+}
