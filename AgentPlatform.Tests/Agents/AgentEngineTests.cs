@@ -248,4 +248,35 @@ public sealed class AgentEngineTests(PlatformFixture platform)
         var offered = platform.Llm.CallsFor("tool-offer").First().Tools!.Select(t => t!["function"]!["name"]!.GetValue<string>()).ToList();
         Assert.Equal(["current_time"], offered);
     }
+
+    [Fact]
+    public async Task A_providers_keys_are_used_round_robin_and_a_refused_key_rests()
+    {
+        var name = Unique("pooled");
+        var model = Unique("pooled-model");
+        await PutAgentAsync(name, new
+        {
+            description = "Uses the pooled provider.", system_prompt = "You answer.",
+            models = new[] { new { provider = "pool", model, cost_tier = 1 } },
+        });
+        var client = platform.Client(await platform.CreateKeyAsync());
+
+        for (var i = 0; i < 6; i++) await client.ExecuteAsync(new { task = $"pooled {i}", agent_type = name });
+        var firstRound = platform.Llm.CallsForModel(model).Select(c => c.Authorization).ToList();
+
+        Assert.Equal(6, firstRound.Count);
+        Assert.Equal(2, firstRound.Count(k => k == "Bearer pool-key-1"));
+        Assert.Equal(2, firstRound.Count(k => k == "Bearer pool-key-2"));
+        Assert.Equal(2, firstRound.Count(k => k == "Bearer pool-key-3"));
+
+        // The provider refuses key 2 (429): that request is retried with the next key, and key 2 rests.
+        platform.Llm.RejectKey("pool-key-2", 429);
+        for (var i = 0; i < 6; i++)
+            Assert.Equal(HttpStatusCode.OK, (await client.ExecuteAsync(new { task = $"pooled again {i}", agent_type = name })).StatusCode);
+        var secondRound = platform.Llm.CallsForModel(model).Skip(6).Select(c => c.Authorization).ToList();
+
+        Assert.True(secondRound.Count(k => k == "Bearer pool-key-2") <= 1, string.Join(", ", secondRound));
+        Assert.True(secondRound.Count(k => k == "Bearer pool-key-1") >= 3);
+        Assert.True(secondRound.Count(k => k == "Bearer pool-key-3") >= 3);
+    }
 }

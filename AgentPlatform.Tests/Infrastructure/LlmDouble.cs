@@ -78,6 +78,11 @@ public sealed class LlmDouble : IAsyncDisposable
         _counts.TryRemove("model:" + model, out _);
     }
 
+    private readonly ConcurrentDictionary<string, int> _rejectedKeys = new();
+
+    /// <summary>Answers every request made with this provider key with <paramref name="status"/> (401 or 429).</summary>
+    public void RejectKey(string key, int status) => _rejectedKeys[key] = status;
+
     /// <summary>Delay of every unscripted answer (benchmarks set a fixed LLM latency with it).</summary>
     public TimeSpan DefaultDelay { get; set; }
 
@@ -111,6 +116,9 @@ public sealed class LlmDouble : IAsyncDisposable
             var n = _counts.AddOrUpdate("model:" + model, 1, (_, c) => c + 1);
             step = modelSteps[Math.Min(n, modelSteps.Length) - 1];
         }
+
+        var authorization = http.Request.Headers.Authorization.FirstOrDefault() ?? "";
+        if (_rejectedKeys.TryGetValue(authorization.Replace("Bearer ", ""), out var rejection)) step = new LlmStep(Status: rejection);
 
         var call = new LlmCall(marker, model, http.Request.Headers["traceparent"].FirstOrDefault(), userText, DateTimeOffset.UtcNow, false,
             body["messages"]!.AsArray().DeepClone().AsArray(), body["tools"]?.AsArray().DeepClone().AsArray(),

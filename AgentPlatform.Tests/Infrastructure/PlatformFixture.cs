@@ -56,6 +56,11 @@ public sealed class PlatformFixture : IAsyncLifetime
         ["Queue__ShutdownTimeout"] = "00:00:02",
         ["Queue__PollInterval"] = "00:00:01",
         ["Router__StatsCacheDuration"] = "00:00:00",
+        // A second provider with three keys, for the key-rotation tests.
+        ["Llm__Providers__pool__Endpoint"] = Llm.BaseUrl,
+        ["Llm__Providers__pool__Keys__0"] = "pool-key-1",
+        ["Llm__Providers__pool__Keys__1"] = "pool-key-2",
+        ["Llm__Providers__pool__Keys__2"] = "pool-key-3",
         ["Llm__CircuitBreaker__BreakDuration"] = "00:00:02",
         // A real stdio MCP server whose tools join the catalog as testmcp_*; its sleep tool times out after 1 s.
         ["Tools__Mcp__Servers__testmcp__Command"] = "dotnet",

@@ -3,14 +3,27 @@ using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using AgentPlatform.Tests.Infrastructure;
 
-// Foundation benchmark: the platform's own overhead, measured against a baseline in the same run.
-//   1. sync added latency: POST /agent/execute vs. calling the LLM double directly (same payload size)
-//   2. enqueue→start latency of an async task with an idle Worker (created_at → started_at)
-//   3. throughput: tasks per second one Worker completes with an instant LLM double
-var iterations = args.Length > 0 ? int.Parse(args[0]) : 200;
+// Benchmarks: the platform's own overhead, each measured against a baseline in the same run.
+//   foundation: 1. sync added latency: POST /agent/execute vs. calling the LLM double directly
+//               2. enqueue→start latency of an async task with an idle Worker (created_at → started_at)
+//               3. throughput: tasks per second one Worker completes with an instant LLM double
+//   engine:     4. router latency (in process, local and provider embeddings; and end to end: auto vs a named agent)
+//               5. parallel vs sequential wall time of three agents with the LLM double at 200 ms
+var suite = args.FirstOrDefault() ?? "all";
+var iterations = args.Length > 1 ? int.Parse(args[1]) : 200;
 var platform = new PlatformFixture();
 await platform.InitializeAsync();
 try
+{
+    if (suite is "all" or "foundation") await Foundation();
+    if (suite is "all" or "engine") await Engine();
+}
+finally
+{
+    await platform.DisposeAsync();
+}
+
+async Task Foundation()
 {
     var key = await platform.CreateKeyAsync("enterprise");
     var api = platform.Client(key);
@@ -29,7 +42,7 @@ try
     {
         // Interleaved, so both see the same machine load.
         directMs.Add(await TimeAsync(async () => (await direct.PostAsJsonAsync("chat/completions", ChatBody($"bench {i}"))).EnsureSuccessStatusCode()));
-        viaApiMs.Add(await TimeAsync(async () => (await api.ExecuteAsync(new { task = $"bench {i}" })).EnsureSuccessStatusCode()));
+        viaApiMs.Add(await TimeAsync(async () => (await api.ExecuteAsync(new { task = $"bench {i}", agent_type = "general" })).EnsureSuccessStatusCode()));
     }
     Report("LLM double called directly (baseline)", directMs);
     Report("sync POST /agent/execute", viaApiMs);
@@ -61,9 +74,75 @@ try
     Console.WriteLine($"throughput: {burst} tasks enqueued in {enqueueSeconds:0.0} s, all completed in {clock.Elapsed.TotalSeconds:0.0} s " +
                       $"= {burst / clock.Elapsed.TotalSeconds:0.0} tasks/s (one Worker, WorkerCount 20, instant LLM double)");
 }
-finally
+
+async Task Engine()
 {
-    await platform.DisposeAsync();
+    var key = await platform.CreateKeyAsync("enterprise");
+    var api = platform.Client(key);
+    var admin = platform.Client(PlatformFixture.AdminKey);
+    var prompts = System.Text.Json.JsonSerializer.Deserialize<List<JsonObject>>(
+        await File.ReadAllTextAsync(Path.Combine(AppContext.BaseDirectory, "Routing", "routing-set.json")))!
+        .Select(p => p["prompt"]!.GetValue<string>()).ToList();
+
+    // 4a. The router in process: embeddings + track records (Redis) + scoring.
+    var services = platform.Api.Services;
+    var registry = (AgentPlatform.Engine.Agents.AgentRegistry)services.GetService(typeof(AgentPlatform.Engine.Agents.AgentRegistry))!;
+    var stats = (AgentPlatform.Engine.Routing.AgentStats)services.GetService(typeof(AgentPlatform.Engine.Routing.AgentStats))!;
+    var breakers = (AgentPlatform.Engine.Llm.CircuitBreakers)services.GetService(typeof(AgentPlatform.Engine.Llm.CircuitBreakers))!;
+    var options = (Microsoft.Extensions.Options.IOptionsMonitor<AgentPlatform.Engine.Routing.RouterOptions>)services.GetService(
+        typeof(Microsoft.Extensions.Options.IOptionsMonitor<AgentPlatform.Engine.Routing.RouterOptions>))!;
+    var providerRouter = (AgentPlatform.Engine.Routing.AgentRouter)services.GetService(typeof(AgentPlatform.Engine.Routing.AgentRouter))!;
+    var localRouter = new AgentPlatform.Engine.Routing.AgentRouter(registry, stats, breakers, new AgentPlatform.Engine.Routing.LocalEmbeddingGenerator(), options);
+    foreach (var (name, router) in new[] { ("router, local embedding", localRouter), ("router, provider embeddings (double)", providerRouter) })
+    {
+        for (var i = 0; i < 20; i++) await router.RouteAsync(prompts[i % prompts.Count], null, null, null, _ => true, CancellationToken.None);
+        var ms = new List<double>();
+        for (var i = 0; i < 400; i++)
+            ms.Add(await TimeAsync(() => router.RouteAsync(prompts[i % prompts.Count], null, null, null, _ => true, CancellationToken.None)));
+        Report(name, ms);
+    }
+
+    // 4b. End to end: the same sync request with agent_type auto vs a named agent (no ranking).
+    var auto = new List<double>();
+    var named = new List<double>();
+    for (var i = 0; i < 200; i++)
+    {
+        var prompt = prompts[i % prompts.Count];
+        named.Add(await TimeAsync(async () => (await api.ExecuteAsync(new { task = prompt, agent_type = "general", strategy = "single" })).EnsureSuccessStatusCode()));
+        auto.Add(await TimeAsync(async () => (await api.ExecuteAsync(new { task = prompt, strategy = "single" })).EnsureSuccessStatusCode()));
+    }
+    Report("sync request, named agent (baseline)", named);
+    Report("sync request, agent_type auto", auto);
+    Console.WriteLine($"router added latency end to end: median {Percentile(auto, 50) - Percentile(named, 50):0.00} ms, p95 {Percentile(auto, 95) - Percentile(named, 95):0.00} ms");
+
+    // 5. Parallel vs sequential: three agents, each answering in 200 ms.
+    platform.Llm.DefaultDelay = TimeSpan.FromMilliseconds(200);
+    var agents = new[] { "bench-a", "bench-b", "bench-c" };
+    foreach (var agent in agents)
+        (await admin.PutAsJsonAsync($"/admin/agents/{agent}", new
+        {
+            description = $"Benchmark agent {agent}.", system_prompt = "Answer briefly.",
+            models = new[] { new { provider = "default", model = $"{agent}-model", cost_tier = 1 } },
+        })).EnsureSuccessStatusCode();
+    var sequential = new List<double>();
+    var parallel = new List<double>();
+    var cascade = new List<double>();
+    for (var i = 0; i < 10; i++)
+    {
+        sequential.Add(await TimeAsync(async () =>
+        {
+            foreach (var agent in agents) (await api.ExecuteAsync(new { task = $"sequential {i}", agent_type = agent })).EnsureSuccessStatusCode();
+        }));
+        parallel.Add(await TimeAsync(async () =>
+            (await api.ExecuteAsync(new { task = $"parallel {i}", strategy = "parallel", agents })).EnsureSuccessStatusCode()));
+        cascade.Add(await TimeAsync(async () =>
+            (await api.ExecuteAsync(new { task = $"cascade {i}", strategy = "cascade", agents })).EnsureSuccessStatusCode()));
+    }
+    platform.Llm.DefaultDelay = TimeSpan.Zero;
+    Report("three agents one after another (baseline)", sequential);
+    Report("parallel, three agents", parallel);
+    Report("cascade, three agents", cascade);
+    Console.WriteLine($"parallel / sequential: {Percentile(parallel, 50) / Percentile(sequential, 50):0.00} (median)");
 }
 
 static object ChatBody(string text) => new
