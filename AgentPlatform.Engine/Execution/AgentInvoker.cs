@@ -6,17 +6,14 @@ using AgentPlatform.Engine.Telemetry;
 using AgentPlatform.Engine.Tools;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 
 namespace AgentPlatform.Engine.Execution;
 
 /// <summary>
 /// Runs one agent once: its pipeline (tools, model chain, breakers) under the agent's time limit,
-/// priced from the model that answered, with its outcome fed to the router's track record.
+/// with its outcome fed to the router's track record.
 /// </summary>
-public sealed class AgentInvoker(
-    AgentClients clients, ChatClientPool pool, AgentStats stats, IOptions<LlmOptions> llm, ILogger<AgentInvoker> logger,
-    IToolCatalog? tools = null)
+public sealed class AgentInvoker(AgentClients clients, AgentStats stats, ILogger<AgentInvoker> logger, IToolCatalog? tools = null)
 {
     public async Task<AgentRun> RunAsync(AgentDefinition agent, IList<ChatMessage> messages, ToolCaller caller, CancellationToken cancellationToken)
     {
@@ -39,12 +36,11 @@ public sealed class AgentInvoker(
             var response = await clients.For(agent).GetResponseAsync(messages, options, timeout.Token);
             var answered = attempts.LastSuccess;
             var model = answered?.Model ?? response.ModelId ?? "";
-            var input = response.Usage?.InputTokenCount ?? 0;
-            var output = response.Usage?.OutputTokenCount ?? 0;
             await stats.RecordOutcomeAsync(agent.Name, true, clock.Elapsed);
             activity?.SetTag("gen_ai.response.model", model);
+            // Tokens and cost of every call of the run (tool loops make several), as metering priced them.
             return new AgentRun(agent.Name, "ok", answered?.Provider, model, response.Text, response.FinishReason?.Value,
-                input, output, PriceOf(agent, answered?.Provider, model, input, output), clock.ElapsedMilliseconds, null, attempts.Attempts);
+                attempts.InputTokens, attempts.OutputTokens, attempts.CostUsd, clock.ElapsedMilliseconds, null, attempts.Attempts);
         }
         catch (AgentUnavailableException e)
         {
@@ -68,13 +64,8 @@ public sealed class AgentInvoker(
         logger.LogWarning("Agent {Agent} {Outcome}: {Error}", agent.Name, outcome, error);
         activity?.SetStatus(ActivityStatusCode.Error, error);
         await stats.RecordOutcomeAsync(agent.Name, false, null);
-        return new AgentRun(agent.Name, outcome, null, null, null, null, 0, 0, 0m, clock.ElapsedMilliseconds, error, attempts.Attempts, retryAfter);
-    }
-
-    private decimal PriceOf(AgentDefinition agent, string? provider, string model, long input, long output)
-    {
-        var option = AgentClients.OptionsOf(agent).FirstOrDefault(o =>
-            pool.Resolve(o.Provider, o.Model) == (provider ?? LlmOptions.DefaultProvider, model));
-        return llm.Value.CostOf(model, input, output, option?.InputPer1K, option?.OutputPer1K);
+        // A run can fail after some calls succeeded (a tool loop): what they cost was spent all the same.
+        return new AgentRun(agent.Name, outcome, null, null, null, null, attempts.InputTokens, attempts.OutputTokens, attempts.CostUsd,
+            clock.ElapsedMilliseconds, error, attempts.Attempts, retryAfter);
     }
 }

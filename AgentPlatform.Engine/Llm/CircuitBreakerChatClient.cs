@@ -151,11 +151,33 @@ public sealed class FallbackChatClient(string agent, IReadOnlyList<FallbackChatC
     public void Dispose() { }
 }
 
-/// <summary>The model attempts of the agent run in this async flow (one list per LLM call; tool loops make several).</summary>
+/// <summary>
+/// The model attempts, tokens and cost of the agent run in this async flow (one entry per LLM call;
+/// tool loops make several, and a fallback may answer some of them).
+/// </summary>
 public sealed class ModelAttemptLog
 {
     private static readonly AsyncLocal<ModelAttemptLog?> Ambient = new();
     private readonly List<ModelAttempt> _attempts = [];
+    private long _inputTokens;
+    private long _outputTokens;
+    private decimal _cost;
+
+    public long InputTokens => Interlocked.Read(ref _inputTokens);
+    public long OutputTokens => Interlocked.Read(ref _outputTokens);
+
+    public decimal CostUsd
+    {
+        get { lock (_attempts) return _cost; }
+    }
+
+    /// <summary>Called by the metering middleware for every priced call.</summary>
+    public void AddUsage(long input, long output, decimal cost)
+    {
+        Interlocked.Add(ref _inputTokens, input);
+        Interlocked.Add(ref _outputTokens, output);
+        lock (_attempts) _cost += cost;
+    }
 
     public static ModelAttemptLog? Current => Ambient.Value;
 

@@ -3,7 +3,10 @@ using AgentPlatform.Engine.Telemetry;
 
 namespace AgentPlatform.Engine.Llm;
 
-/// <summary>Prices each response from its usage and records token and cost metrics.</summary>
+/// <summary>
+/// Prices each response from its usage, records token and cost metrics, and adds both to the run's
+/// <see cref="ModelAttemptLog"/> — the one place a call is priced.
+/// </summary>
 public sealed class MeteringChatClient(IChatClient inner, LlmOptions options, string model, decimal? inputPer1K = null, decimal? outputPer1K = null)
     : DelegatingChatClient(inner)
 {
@@ -18,6 +21,7 @@ public sealed class MeteringChatClient(IChatClient inner, LlmOptions options, st
         PlatformTelemetry.LlmTokens.Add(input, new("model", model), new("token_type", "prompt"));
         PlatformTelemetry.LlmTokens.Add(output, new("model", model), new("token_type", "completion"));
         PlatformTelemetry.CostUsd.Add((double)cost, new KeyValuePair<string, object?>("model", model));
+        ModelAttemptLog.Current?.AddUsage(input, output, cost);
         return response;
     }
 }

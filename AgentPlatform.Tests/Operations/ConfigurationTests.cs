@@ -10,6 +10,11 @@ public sealed class ConfigurationTests(PlatformFixture platform)
     [InlineData("PromptInjection__Patterns__0", "(unclosed", "PromptInjection:Patterns:0")]
     [InlineData("Auth__AdminKey", "short", "Auth:AdminKey")]
     [InlineData("Agents__DefaultAgent", "nobody", "Agents:DefaultAgent")]
+    [InlineData("Agents__Definitions__general__Models__0__Provider", "nowhere", "Agents:Definitions:general:models[0].provider")]
+    [InlineData("Router__EmaAlpha", "7", "EmaAlpha")]
+    [InlineData("Tools__Mcp__Servers__broken__Arguments__0", "x", "Tools:Mcp:Servers:broken needs either Command")]
+    [InlineData("Tools__Mcp__Servers__broken__Url", "not a url", "Tools:Mcp:Servers:broken:Url")]
+    [InlineData("Tools__CallTimeout", "00:00:00", "Tools:CallTimeout")]
     public void A_bad_setting_stops_the_api_with_a_message_naming_it(string key, string value, string named)
     {
         var settings = platform.Settings();

@@ -7,28 +7,6 @@ using Microsoft.Extensions.Options;
 
 namespace AgentPlatform.Tests.Tools;
 
-[Collection(PlatformCollection.Name)]
-public sealed class ToolConfigurationTests(PlatformFixture platform)
-{
-    [Theory]
-    [InlineData("Tools__Mcp__Servers__broken__Arguments__0", "x", "Tools:Mcp:Servers:broken needs either Command")]
-    [InlineData("Tools__Mcp__Servers__broken__Url", "not a url", "Tools:Mcp:Servers:broken:Url")]
-    [InlineData("Tools__CallTimeout", "00:00:00", "Tools:CallTimeout")]
-    public void A_bad_tool_setting_stops_the_api_with_a_message_naming_it(string key, string value, string named)
-    {
-        var settings = platform.Settings();
-        settings[key] = value;
-        using var api = new ApiFactory(settings);
-
-        var error = Assert.ThrowsAny<Exception>(() => api.CreateClient());
-
-        var validation = error as OptionsValidationException ?? error.InnerException as OptionsValidationException
-            ?? (error as AggregateException)?.InnerExceptions.OfType<OptionsValidationException>().FirstOrDefault();
-        Assert.NotNull(validation);
-        Assert.Contains(named, validation.Message);
-    }
-}
-
 /// <summary>The MCP connections on their own catalog, without the platform.</summary>
 public sealed class McpToolSourceTests
 {
