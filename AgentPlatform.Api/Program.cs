@@ -10,7 +10,7 @@ builder.AddApplicationServices();
 
 var app = builder.Build();
 
-await app.Services.MigrateDatabaseAsync();
+await app.Services.PrepareEngineAsync();
 
 app.UseApplicationPipeline();
 app.MapDefaultEndpoints();

@@ -9,7 +9,7 @@ builder.AddWorkerServices();
 
 var host = builder.Build();
 
-await host.Services.MigrateDatabaseAsync();
+await host.Services.PrepareEngineAsync();
 host.ScheduleMaintenance();
 
 host.Run();

@@ -47,6 +47,13 @@ public static class DatabaseMigrator
         }
     }
 
+    /// <summary>Everything a service needs before it takes work: the schema, and the stored agents.</summary>
+    public static async Task PrepareEngineAsync(this IServiceProvider services, CancellationToken cancellationToken = default)
+    {
+        await services.MigrateDatabaseAsync(cancellationToken);
+        await services.GetRequiredService<Agents.AgentRegistry>().EnsureLoadedAsync();
+    }
+
     private const long MigrationLockId = 7201302;
 
     private static async Task ExecuteAsync(NpgsqlConnection connection, string sql, CancellationToken cancellationToken)

@@ -18,14 +18,18 @@ public sealed class AgentStats(IConnectionMultiplexer redis, IOptionsMonitor<Rou
     private string SuccessKey => options.CurrentValue.StatsNamespace + ":ema:success";
     private string LatencyKey => options.CurrentValue.StatsNamespace + ":ema:latency_ms";
 
+    // One round trip updates the success EMA and, when given (latency >= 0), the latency EMA.
     private static readonly LuaScript Update = LuaScript.Prepare("""
-        local current = redis.call('HGET', @key, @agent)
         local alpha = tonumber(@alpha)
-        local value = tonumber(@value)
-        local next = value
-        if current then next = alpha * value + (1 - alpha) * tonumber(current) end
-        redis.call('HSET', @key, @agent, tostring(next))
-        return tostring(next)
+        local function ema(key, value)
+          local current = redis.call('HGET', key, @agent)
+          local next = value
+          if current then next = alpha * value + (1 - alpha) * tonumber(current) end
+          redis.call('HSET', key, @agent, tostring(next))
+        end
+        ema(@successKey, tonumber(@outcome))
+        if tonumber(@latency) >= 0 then ema(@latencyKey, tonumber(@latency)) end
+        return 1
         """);
 
     private volatile Dictionary<string, AgentTrackRecord> _cache = new(StringComparer.OrdinalIgnoreCase);
@@ -41,11 +45,15 @@ public sealed class AgentStats(IConnectionMultiplexer redis, IOptionsMonitor<Rou
         var alpha = options.CurrentValue.EmaAlpha;
         try
         {
-            var db = redis.GetDatabase();
-            var updates = new List<Task> { db.ScriptEvaluateAsync(Update, new { key = (RedisKey)SuccessKey, agent, alpha, value = outcome }) };
-            if (latency is { } l)
-                updates.Add(db.ScriptEvaluateAsync(Update, new { key = (RedisKey)LatencyKey, agent, alpha, value = l.TotalMilliseconds }));
-            await Task.WhenAll(updates);
+            await redis.GetDatabase().ScriptEvaluateAsync(Update, new
+            {
+                successKey = (RedisKey)SuccessKey,
+                latencyKey = (RedisKey)LatencyKey,
+                agent,
+                alpha,
+                outcome,
+                latency = latency?.TotalMilliseconds ?? -1,
+            });
             _cachedAt = DateTimeOffset.MinValue;
         }
         catch (RedisException e)

@@ -44,6 +44,10 @@ public sealed class AgentEngineTests(PlatformFixture platform)
             seconds: 5, what: "the second instance to see the agent");
         var seenAfter = clock.Elapsed;
 
+        // Routable the moment it exists: the router on the other instance picks it for its field.
+        var routed = await (await otherInstance.ExecuteAsync(new { task = "How warm should a zebrafish aquarium be?", strategy = "single" })).JsonAsync();
+        Assert.Equal(name, routed["routing"]!["agent"]!.GetValue<string>());
+
         var sync = await (await otherInstance.ExecuteAsync(new { task = "hello zebrafish", agent_type = name })).JsonAsync();
         Assert.Equal(name, sync["agent"]!.GetValue<string>());
         Assert.Equal(model, sync["model"]!.GetValue<string>());
