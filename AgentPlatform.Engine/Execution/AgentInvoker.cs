@@ -13,7 +13,7 @@ namespace AgentPlatform.Engine.Execution;
 /// Runs one agent once: its pipeline (tools, model chain, breakers) under the agent's time limit,
 /// with its outcome fed to the router's track record.
 /// </summary>
-public sealed class AgentInvoker(AgentClients clients, AgentStats stats, ILogger<AgentInvoker> logger, IToolCatalog? tools = null)
+public sealed class AgentInvoker(AgentClients clients, AgentStats stats, IToolCatalog tools, ILogger<AgentInvoker> logger)
 {
     public async Task<AgentRun> RunAsync(AgentDefinition agent, IList<ChatMessage> messages, ToolCaller caller, CancellationToken cancellationToken)
     {
@@ -26,7 +26,7 @@ public sealed class AgentInvoker(AgentClients clients, AgentStats stats, ILogger
         {
             Temperature = agent.Temperature,
             MaxOutputTokens = agent.MaxOutputTokens,
-            Tools = tools is not null && agent.Tools.Length > 0 ? tools.ToolsFor(caller, agent) : null,
+            Tools = agent.Tools.Length > 0 ? tools.ToolsFor(caller, agent) : null,
         };
         if (options.Tools is { Count: 0 }) options.Tools = null;
 
