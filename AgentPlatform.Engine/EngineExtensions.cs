@@ -60,8 +60,7 @@ public static class EngineExtensions
             .Bind(configuration.GetSection(LlmOptions.SectionName))
             .PostConfigure(o =>
             {
-                o.ApplyConnectionString(configuration.GetConnectionString(OpenAiConnectionName));
-                if (string.IsNullOrWhiteSpace(o.Key)) o.Key = configuration["OPENAI_API_KEY"];
+                o.ApplyProviderSettings(configuration);
             })
             .ValidateDataAnnotations()
             .ValidateOnStart();
@@ -101,11 +100,10 @@ public static class EngineExtensions
 
         // One HttpClient per provider: key rotation inside a Polly retry, so each attempt may use another key.
         var llmSettings = configuration.GetSection(LlmOptions.SectionName).Get<LlmOptions>() ?? new LlmOptions();
-        llmSettings.ApplyConnectionString(configuration.GetConnectionString(OpenAiConnectionName));
-        if (string.IsNullOrWhiteSpace(llmSettings.Key)) llmSettings.Key = configuration["OPENAI_API_KEY"];
+        llmSettings.ApplyProviderSettings(configuration);
         foreach (var (name, provider) in llmSettings.AllProviders())
         {
-            var keys = new ProviderKeyPool(name, provider.AllKeys.Length > 0 ? provider.AllKeys : ["no-key"],
+            var keys = new ProviderKeyPool(provider.AllKeys.Length > 0 ? provider.AllKeys : ["no-key"],
                 llmSettings.KeyRestPeriod, TimeProvider.System);
             var http = services.AddHttpClient(ChatClientPool.HttpClientPrefix + name);
             http.AddResilienceHandler("llm", (pipeline, context) =>

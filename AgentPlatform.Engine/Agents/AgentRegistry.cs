@@ -59,9 +59,6 @@ public sealed class AgentRegistry : BackgroundService
 
     public AgentSnapshot Current { get; private set; }
 
-    /// <summary>Raised after every change of <see cref="Current"/>.</summary>
-    public event Action<AgentSnapshot>? Changed;
-
     public AgentDefinition? Find(string name) => Current.Agents.GetValueOrDefault(name);
 
     /// <summary>The default agent for null or "auto".</summary>
@@ -156,7 +153,6 @@ public sealed class AgentRegistry : BackgroundService
             await using var scope = _scopes.CreateAsyncScope();
             _stored = await scope.ServiceProvider.GetRequiredService<AgentDbContext>().Agents.AsNoTracking().ToListAsync(cancellationToken);
             Current = Build();
-            Changed?.Invoke(Current);
         }
         finally
         {

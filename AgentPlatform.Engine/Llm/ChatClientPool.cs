@@ -30,9 +30,6 @@ public sealed class ChatClientPool(
         return (provider, string.IsNullOrWhiteSpace(model) ? options.Value.DefaultModel : model);
     }
 
-    public bool HasProvider(string provider) =>
-        options.Value.AllProviders().ContainsKey(provider) || (IsOffline && string.Equals(provider, LlmOptions.DefaultProvider, StringComparison.OrdinalIgnoreCase));
-
     public IChatClient For(string provider, string model) => _clients.GetOrAdd((provider, model), Build);
 
     private IChatClient Build((string Provider, string Model) key)

@@ -1,5 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 using System.Data.Common;
+using Microsoft.Extensions.Configuration;
 
 namespace AgentPlatform.Engine.Llm;
 
@@ -48,6 +49,13 @@ public sealed class LlmOptions
     public Dictionary<string, ModelPrice> Pricing { get; set; } = new(StringComparer.OrdinalIgnoreCase);
 
     public bool IsOffline => string.IsNullOrWhiteSpace(Key) && string.IsNullOrWhiteSpace(Endpoint);
+
+    /// <summary>The default provider from <c>ConnectionStrings:openai</c>, else <c>OPENAI_API_KEY</c>.</summary>
+    public void ApplyProviderSettings(IConfiguration configuration)
+    {
+        ApplyConnectionString(configuration.GetConnectionString("openai"));
+        if (string.IsNullOrWhiteSpace(Key)) Key = configuration["OPENAI_API_KEY"];
+    }
 
     /// <summary>Fills Endpoint/Key/Model from an Aspire-style connection string.</summary>
     public void ApplyConnectionString(string? connectionString)

@@ -8,13 +8,10 @@ namespace AgentPlatform.Engine.Llm;
 /// The keys of one provider, used round-robin. A key the provider answers 401 or 429 with rests for
 /// <see cref="LlmOptions.KeyRestPeriod"/>; when every key rests, the one resting longest is used.
 /// </summary>
-public sealed class ProviderKeyPool(string provider, string[] keys, TimeSpan restPeriod, TimeProvider time)
+public sealed class ProviderKeyPool(string[] keys, TimeSpan restPeriod, TimeProvider time)
 {
     private readonly ConcurrentDictionary<string, DateTimeOffset> _restingUntil = new();
     private int _next = -1;
-
-    public string Provider { get; } = provider;
-    public int Count => keys.Length;
 
     public string Next()
     {
@@ -28,8 +25,6 @@ public sealed class ProviderKeyPool(string provider, string[] keys, TimeSpan res
     }
 
     public void Rest(string key) => _restingUntil[key] = time.GetUtcNow() + restPeriod;
-
-    public bool IsResting(string key) => _restingUntil.TryGetValue(key, out var until) && until > time.GetUtcNow();
 }
 
 /// <summary>

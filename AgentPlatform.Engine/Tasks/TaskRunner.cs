@@ -125,49 +125,42 @@ public sealed class TaskRunner(
     private async Task<AgentTask?> FinishAsync(AgentTask task, string status, string agent, string? result, string? error, string? model,
         ExecutionResult? execution, string? routing, string? toolCalls, TimeSpan elapsed)
     {
-        var promptTokens = (int?)execution?.PromptTokens;
-        var completionTokens = (int?)execution?.CompletionTokens;
-        decimal? cost = execution?.CostUsd;
-        var strategy = execution?.Strategy ?? task.Strategy;
-        var durationMs = (long)elapsed.TotalMilliseconds;
-        var completedAt = DateTimeOffset.UtcNow;
-
-        // Only the run that holds the task (status running) may finish it.
-        var updated = await db.Tasks.Where(t => t.Id == task.Id && t.Status == TaskStatus.Running)
-            .ExecuteUpdateAsync(s => s
-                .SetProperty(t => t.Status, status)
-                .SetProperty(t => t.Agent, agent)
-                .SetProperty(t => t.Result, result)
-                .SetProperty(t => t.Error, error)
-                .SetProperty(t => t.Model, model)
-                .SetProperty(t => t.PromptTokens, promptTokens)
-                .SetProperty(t => t.CompletionTokens, completionTokens)
-                .SetProperty(t => t.CostUsd, cost)
-                .SetProperty(t => t.DurationMs, durationMs)
-                .SetProperty(t => t.Strategy, strategy)
-                .SetProperty(t => t.RoutingJson, routing)
-                .SetProperty(t => t.ToolCallsJson, toolCalls)
-                .SetProperty(t => t.CompletedAt, completedAt), CancellationToken.None);
-        if (updated == 0) return await ReloadAsync(task.Id); // cancelled or taken over meanwhile
-
-        PlatformTelemetry.RecordTask(agent, status, elapsed);
-        logger.LogInformation("Task {TaskId} {Status} by {Agent} ({Strategy}) in {DurationMs} ms ({PromptTokens}+{CompletionTokens} tokens, ${CostUsd})",
-            task.Id, status, agent, strategy, durationMs, promptTokens, completionTokens, cost);
-        if (task.IsAsync) await events.PublishAsync(task.Id);
-
         task.Status = status;
         task.Agent = agent;
         task.Result = result;
         task.Error = error;
         task.Model = model;
-        task.PromptTokens = promptTokens;
-        task.CompletionTokens = completionTokens;
-        task.CostUsd = cost;
-        task.DurationMs = durationMs;
-        task.Strategy = strategy;
+        task.PromptTokens = (int?)execution?.PromptTokens;
+        task.CompletionTokens = (int?)execution?.CompletionTokens;
+        task.CostUsd = execution?.CostUsd;
+        task.DurationMs = (long)elapsed.TotalMilliseconds;
+        task.Strategy = execution?.Strategy ?? task.Strategy;
         task.RoutingJson = routing;
         task.ToolCallsJson = toolCalls;
-        task.CompletedAt = completedAt;
+        task.CompletedAt = DateTimeOffset.UtcNow;
+
+        // Only the run that holds the task (status running) may finish it.
+        var updated = await db.Tasks.Where(t => t.Id == task.Id && t.Status == TaskStatus.Running)
+            .ExecuteUpdateAsync(s => s
+                .SetProperty(t => t.Status, task.Status)
+                .SetProperty(t => t.Agent, task.Agent)
+                .SetProperty(t => t.Result, task.Result)
+                .SetProperty(t => t.Error, task.Error)
+                .SetProperty(t => t.Model, task.Model)
+                .SetProperty(t => t.PromptTokens, task.PromptTokens)
+                .SetProperty(t => t.CompletionTokens, task.CompletionTokens)
+                .SetProperty(t => t.CostUsd, task.CostUsd)
+                .SetProperty(t => t.DurationMs, task.DurationMs)
+                .SetProperty(t => t.Strategy, task.Strategy)
+                .SetProperty(t => t.RoutingJson, task.RoutingJson)
+                .SetProperty(t => t.ToolCallsJson, task.ToolCallsJson)
+                .SetProperty(t => t.CompletedAt, task.CompletedAt), CancellationToken.None);
+        if (updated == 0) return await ReloadAsync(task.Id); // cancelled or taken over meanwhile
+
+        PlatformTelemetry.RecordTask(agent, status, elapsed);
+        logger.LogInformation("Task {TaskId} {Status} by {Agent} ({Strategy}) in {DurationMs} ms ({PromptTokens}+{CompletionTokens} tokens, ${CostUsd})",
+            task.Id, status, agent, task.Strategy, task.DurationMs, task.PromptTokens, task.CompletionTokens, task.CostUsd);
+        if (task.IsAsync) await events.PublishAsync(task.Id);
         return task;
     }
 
