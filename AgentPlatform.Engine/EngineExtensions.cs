@@ -13,6 +13,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Configuration.Json;
 using Microsoft.Extensions.FileProviders;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Http.Resilience;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -28,6 +29,7 @@ public static class EngineExtensions
     public const string PostgresConnectionName = "agentdb";
     public const string RedisConnectionName = "redis";
     public const string OpenAiConnectionName = "openai";
+    public const string QdrantConnectionName = "qdrant";
     public const string PlatformSettingsFile = "platformsettings.json";
 
     public static IHostApplicationBuilder AddAgentPlatformEngine(this IHostApplicationBuilder builder)
@@ -65,21 +67,45 @@ public static class EngineExtensions
             .ValidateDataAnnotations()
             .ValidateOnStart();
 
-        // Postgres: one data source for EF Core, Hangfire and LISTEN/NOTIFY.
+        // Postgres: one data source for EF Core, Hangfire's schema installer and LISTEN/NOTIFY. EF Core comes
+        // through the Aspire client integration's enrich form (it needs our data source): health check, traces
+        // and metrics. Its retrying execution strategy stays off: our writes are conditional updates that the
+        // callers retry themselves, and a blind re-run of SaveChanges after a lost acknowledgement could apply twice.
         var postgres = Required(configuration, PostgresConnectionName);
-        services.AddSingleton(sp => new NpgsqlDataSourceBuilder(postgres)
-            .UseLoggerFactory(sp.GetRequiredService<ILoggerFactory>())
-            .Build());
+        services.AddNpgsqlDataSource(postgres);
         services.AddDbContext<AgentDbContext>((sp, options) => options.UseNpgsql(sp.GetRequiredService<NpgsqlDataSource>()));
+        builder.EnrichNpgsqlDbContext<AgentDbContext>(settings => settings.DisableRetry = true);
 
-        // Redis: connect lazily and keep retrying, so a Redis outage degrades instead of stopping the service.
-        var redis = ConfigurationOptions.Parse(Required(configuration, RedisConnectionName));
-        redis.AbortOnConnectFail = false;
-        redis.ConnectTimeout = 2000;
-        redis.SyncTimeout = redis.AsyncTimeout = 2000;
-        services.AddSingleton<IConnectionMultiplexer>(_ => ConnectionMultiplexer.Connect(redis));
+        // Redis through the Aspire client integration (health check, traces). Connect lazily and keep
+        // retrying, so a Redis outage degrades instead of stopping the service.
+        Required(configuration, RedisConnectionName);
+        builder.AddRedisClient(RedisConnectionName, configureOptions: redis =>
+        {
+            redis.AbortOnConnectFail = false;
+            redis.ConnectTimeout = 2000;
+            redis.SyncTimeout = redis.AsyncTimeout = 2000;
+        });
         // Connect at start-up, not inside the first burst of requests (which would all block on it).
         services.AddHostedService<RedisConnectionWarmup>();
+
+        // Qdrant (gRPC), when configured: vector search for the semantic cache and long-term memory.
+        builder.AddQdrantClient(QdrantConnectionName);
+
+        // The client integrations name their checks after their types; /health speaks of "postgres" and "redis",
+        // and a check during an outage must answer within seconds, not after Npgsql's 15 s connect timeout.
+        services.PostConfigure<HealthCheckServiceOptions>(options =>
+        {
+            foreach (var check in options.Registrations)
+            {
+                check.Name = check.Name switch
+                {
+                    nameof(AgentDbContext) => "postgres",
+                    "StackExchange.Redis" => "redis",
+                    _ => check.Name,
+                };
+                if (check.Timeout == Timeout.InfiniteTimeSpan) check.Timeout = TimeSpan.FromSeconds(3);
+            }
+        });
 
         var queue = configuration.GetSection(QueueOptions.SectionName).Get<QueueOptions>() ?? new QueueOptions();
         services.AddHangfire(config => config

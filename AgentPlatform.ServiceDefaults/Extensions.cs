@@ -5,7 +5,6 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using OpenTelemetry;
-using Npgsql;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
@@ -37,7 +36,13 @@ public static class Extensions
         });
 
         builder.Services.AddOpenTelemetry()
-            .ConfigureResource(resource => resource.AddService(builder.Environment.ApplicationName))
+            // Under the AppHost, OTEL_SERVICE_NAME ("api", "worker") names the service, so the dashboard matches
+            // telemetry to its resources; standalone, the application's name does.
+            .ConfigureResource(resource =>
+            {
+                if (string.IsNullOrWhiteSpace(builder.Configuration["OTEL_SERVICE_NAME"]))
+                    resource.AddService(builder.Environment.ApplicationName);
+            })
             .WithMetrics(metrics => metrics
                 .AddAspNetCoreInstrumentation()
                 .AddHttpClientInstrumentation()
@@ -45,6 +50,8 @@ public static class Extensions
                 .AddMeter(PlatformTelemetryName)
                 .AddPrometheusExporter())
             .WithTracing(tracing => tracing
+                // First, so exporters never see the spans it un-records.
+                .AddProcessor(new RootStorageSpanFilter())
                 .AddSource(builder.Environment.ApplicationName)
                 .AddSource(PlatformTelemetryName)
                 // Microsoft.Extensions.AI's OpenTelemetryChatClient (GenAI semantic conventions).
@@ -53,8 +60,8 @@ public static class Extensions
                     !context.Request.Path.StartsWithSegments("/health")
                     && !context.Request.Path.StartsWithSegments("/alive")
                     && !context.Request.Path.StartsWithSegments("/metrics"))
-                .AddHttpClientInstrumentation()
-                .AddNpgsql());
+                .AddHttpClientInstrumentation());
+        // Npgsql and Redis spans and metrics come from the Aspire client integrations (AddAgentPlatformEngine).
 
         if (!string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
         {

@@ -1,4 +1,3 @@
-using System.Data.Common;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using AgentPlatform.Api.Admission;
@@ -64,20 +63,10 @@ public static class Extensions
         services.AddSingleton<RateLimitFilter>();
         services.AddSingleton<PromptInjectionFilter>();
 
-        var health = services.AddHealthChecks()
-            .AddCheck<PostgresHealthCheck>("postgres", HealthStatus.Unhealthy, ["ready"], TimeSpan.FromSeconds(3))
-            .AddCheck<RedisHealthCheck>("redis", HealthStatus.Unhealthy, ["ready"], TimeSpan.FromSeconds(3))
+        // postgres, redis and qdrant come from the client integrations (AddAgentPlatformEngine).
+        services.AddHealthChecks()
             .AddCheck<LlmHealthCheck>("llm", HealthStatus.Degraded, ["ready"])
             .AddCheck<WorkerHealthCheck>("worker", HealthStatus.Degraded, ["ready"], TimeSpan.FromSeconds(3));
-        if (QdrantEndpoint(builder.Configuration) is { } qdrant)
-        {
-            services.AddHttpClient(QdrantHealthCheck.HttpClientName, client =>
-            {
-                client.BaseAddress = qdrant.Endpoint;
-                if (qdrant.Key is not null) client.DefaultRequestHeaders.Add("api-key", qdrant.Key);
-            });
-            health.AddCheck<QdrantHealthCheck>("qdrant", HealthStatus.Degraded, ["ready"], TimeSpan.FromSeconds(3));
-        }
         return builder;
     }
 
@@ -118,17 +107,5 @@ public static class Extensions
         });
         app.UseAuthorization();
         return app;
-    }
-
-    /// <summary>Reads <c>ConnectionStrings:qdrant_http</c> (<c>Endpoint=…;Key=…</c>), the REST endpoint Aspire injects.</summary>
-    private static (Uri Endpoint, string? Key)? QdrantEndpoint(IConfiguration configuration)
-    {
-        var value = configuration.GetConnectionString("qdrant_http");
-        if (string.IsNullOrWhiteSpace(value)) return null;
-        var parts = new DbConnectionStringBuilder { ConnectionString = value };
-        if (!parts.TryGetValue("Endpoint", out var endpoint) || !Uri.TryCreate(endpoint?.ToString(), UriKind.Absolute, out var uri))
-            throw new OptionsValidationException("ConnectionStrings:qdrant_http", typeof(string),
-                ["ConnectionStrings:qdrant_http must contain Endpoint=http(s)://host:port."]);
-        return (uri, parts.TryGetValue("Key", out var key) && !string.IsNullOrEmpty(key?.ToString()) ? key.ToString() : null);
     }
 }

@@ -3,32 +3,8 @@ using AgentPlatform.Engine.Tasks;
 using Hangfire;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
-using Npgsql;
-using StackExchange.Redis;
 
 namespace AgentPlatform.Api.Health;
-
-// Written on the clients the services already hold: AspNetCore.HealthChecks.NpgSql is only on this
-// mirror as 3.0.0, and the Redis check must use the shared multiplexer, not open its own connection.
-
-public sealed class PostgresHealthCheck(NpgsqlDataSource dataSource) : IHealthCheck
-{
-    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
-    {
-        await using var command = dataSource.CreateCommand("SELECT 1");
-        await command.ExecuteScalarAsync(cancellationToken);
-        return HealthCheckResult.Healthy("Postgres answers.");
-    }
-}
-
-public sealed class RedisHealthCheck(IConnectionMultiplexer redis) : IHealthCheck
-{
-    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
-    {
-        var latency = await redis.GetDatabase().PingAsync();
-        return HealthCheckResult.Healthy($"Redis answers in {latency.TotalMilliseconds:0.#} ms.");
-    }
-}
 
 /// <summary>A Worker is alive when a Hangfire server that serves our queues sent a heartbeat recently.</summary>
 public sealed class WorkerHealthCheck(JobStorage storage, IOptions<QueueOptions> queue) : IHealthCheck
@@ -58,15 +34,3 @@ public sealed class LlmHealthCheck(IOptions<LlmOptions> options) : IHealthCheck
     }
 }
 
-public sealed class QdrantHealthCheck(IHttpClientFactory httpClients) : IHealthCheck
-{
-    public const string HttpClientName = "qdrant";
-
-    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
-    {
-        using var response = await httpClients.CreateClient(HttpClientName).GetAsync("/readyz", cancellationToken);
-        return response.IsSuccessStatusCode
-            ? HealthCheckResult.Healthy("Qdrant is ready.")
-            : new HealthCheckResult(context.Registration.FailureStatus, $"Qdrant answered {(int)response.StatusCode}.");
-    }
-}
