@@ -14,7 +14,11 @@ public static class DashboardTelemetry
     /// <summary>GET a telemetry API path and flatten its <c>resourceSpans</c>.</summary>
     public static async Task<(int TotalCount, IReadOnlyList<DashboardSpan> Spans)> GetSpansAsync(this HttpClient dashboard, string path)
     {
-        var body = await dashboard.GetFromJsonAsync<JsonElement>(path);
+        // 404: no such trace yet, or a resource that has sent no traces.
+        using var response = await dashboard.GetAsync(path);
+        if (response.StatusCode == HttpStatusCode.NotFound) return (0, []);
+        response.EnsureSuccessStatusCode();
+        var body = await response.Content.ReadFromJsonAsync<JsonElement>();
         var total = body.TryGetProperty("totalCount", out var count) ? count.GetInt32() : 0;
         var data = body.TryGetProperty("data", out var d) ? d : body;
         List<DashboardSpan> spans = [];

@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
@@ -51,15 +52,12 @@ public static class Extensions
                 .AddPrometheusExporter())
             .WithTracing(tracing => tracing
                 // First, so exporters never see the spans it un-records.
-                .AddProcessor(new RootStorageSpanFilter())
+                .AddProcessor(new TraceNoiseFilter())
                 .AddSource(builder.Environment.ApplicationName)
                 .AddSource(PlatformTelemetryName)
                 // Microsoft.Extensions.AI's OpenTelemetryChatClient (GenAI semantic conventions).
                 .AddSource("Experimental.Microsoft.Extensions.AI")
-                .AddAspNetCoreInstrumentation(tracing => tracing.Filter = context =>
-                    !context.Request.Path.StartsWithSegments("/health")
-                    && !context.Request.Path.StartsWithSegments("/alive")
-                    && !context.Request.Path.StartsWithSegments("/metrics"))
+                .AddAspNetCoreInstrumentation(tracing => tracing.Filter = context => !IsProbe(context.Request.Path))
                 .AddHttpClientInstrumentation());
         // Npgsql and Redis spans and metrics come from the Aspire client integrations (AddAgentPlatformEngine).
 
@@ -78,9 +76,19 @@ public static class Extensions
         return builder;
     }
 
+    private static bool IsProbe(PathString path) =>
+        path.StartsWithSegments("/health") || path.StartsWithSegments("/alive") || path.StartsWithSegments("/metrics");
+
     /// <summary>/alive (liveness) and /metrics (Prometheus text). /health is mapped by the service.</summary>
     public static WebApplication MapDefaultEndpoints(this WebApplication app)
     {
+        // Probes are not traced (the AspNetCore filter below); detach them from the request's unrecorded activity as
+        // well, so the health checks' Postgres and Redis calls do not surface as rootless traces every few seconds.
+        app.Use((context, next) =>
+        {
+            if (IsProbe(context.Request.Path)) System.Diagnostics.Activity.Current = null;
+            return next(context);
+        });
         app.MapHealthChecks("/alive", new HealthCheckOptions { Predicate = r => r.Tags.Contains("live") });
         app.MapPrometheusScrapingEndpoint("/metrics");
         return app;
