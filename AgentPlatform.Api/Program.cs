@@ -1,6 +1,5 @@
 using AgentPlatform.Api.Apis;
 using AgentPlatform.Api.Extensions;
-using AgentPlatform.Engine.Data;
 
 var builder = WebApplication.CreateBuilder(args);
 
@@ -9,8 +8,6 @@ builder.AddAgentPlatformEngine();
 builder.AddApplicationServices();
 
 var app = builder.Build();
-
-await app.Services.PrepareEngineAsync();
 
 app.UseApplicationPipeline();
 app.MapDefaultEndpoints();

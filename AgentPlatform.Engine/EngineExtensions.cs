@@ -153,6 +153,7 @@ public static class EngineExtensions
         services.AddHttpClient(WebhookDeliveryJob.HttpClientName, client => client.Timeout = TimeSpan.FromSeconds(10));
 
         services.AddSingleton(TimeProvider.System);
+        services.AddSingleton<EngineReadiness>();
         services.AddSingleton<ChatClientPool>();
         services.AddSingleton<CircuitBreakers>();
         services.AddSingleton<AgentClients>();

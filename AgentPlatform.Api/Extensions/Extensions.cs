@@ -3,6 +3,7 @@ using System.Text.Json.Serialization;
 using AgentPlatform.Api.Admission;
 using AgentPlatform.Api.Auth;
 using AgentPlatform.Api.Health;
+using AgentPlatform.Engine.Data;
 using AgentPlatform.Engine.Tasks;
 using Microsoft.AspNetCore.Http.Json;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
@@ -57,6 +58,8 @@ public static class Extensions
         services.AddAuthorizationBuilder()
             .AddPolicy(CallerIdentity.AdminPolicy, policy => policy.RequireRole(CallerIdentity.AdminRole));
 
+        // Migrations and the stored agents load in the background: the Api answers /health while Postgres is not there yet.
+        services.AddBackgroundEnginePreparation();
         services.AddHostedService(sp => sp.GetRequiredService<TaskEvents>());
         services.AddHostedService<QueueDepthGauge>();
         services.AddScoped<Apis.AgentTaskApi.TaskServices>();
@@ -65,6 +68,7 @@ public static class Extensions
 
         // postgres, redis and qdrant come from the client integrations (AddAgentPlatformEngine).
         services.AddHealthChecks()
+            .AddCheck<StartupHealthCheck>("startup", HealthStatus.Unhealthy, ["ready"])
             .AddCheck<LlmHealthCheck>("llm", HealthStatus.Degraded, ["ready"])
             .AddCheck<WorkerHealthCheck>("worker", HealthStatus.Degraded, ["ready"], TimeSpan.FromSeconds(3));
         return builder;
@@ -89,6 +93,30 @@ public static class Extensions
     {
         app.UseExceptionHandler();
         app.UseStatusCodePages();
+        // Until the schema is in place, everything but the probes and the API reference gets a clear 503.
+        var readiness = app.Services.GetRequiredService<EngineReadiness>();
+        app.Use(async (context, next) =>
+        {
+            var path = context.Request.Path;
+            if (readiness.IsReady || path.StartsWithSegments("/health") || path.StartsWithSegments("/alive")
+                || path.StartsWithSegments("/metrics") || path.StartsWithSegments("/docs") || path.StartsWithSegments("/openapi"))
+            {
+                await next(context);
+                return;
+            }
+            context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+            context.Response.Headers.RetryAfter = "5";
+            await context.RequestServices.GetRequiredService<IProblemDetailsService>().WriteAsync(new ProblemDetailsContext
+            {
+                HttpContext = context,
+                ProblemDetails =
+                {
+                    Status = StatusCodes.Status503ServiceUnavailable,
+                    Title = "Starting",
+                    Detail = "The service is waiting for Postgres to prepare its schema. Retry shortly; /health says what is missing.",
+                },
+            });
+        });
         app.UseAuthentication();
         // Every log line of an authenticated request carries the key's id (never the key itself).
         app.Use(async (context, next) =>

@@ -1,3 +1,4 @@
+using AgentPlatform.Engine.Data;
 using AgentPlatform.Engine.Llm;
 using AgentPlatform.Engine.Tasks;
 using Hangfire;
@@ -34,3 +35,12 @@ public sealed class LlmHealthCheck(IOptions<LlmOptions> options) : IHealthCheck
     }
 }
 
+
+/// <summary>Unhealthy until the schema is in place and the stored agents are loaded (the Api takes no work before).</summary>
+public sealed class StartupHealthCheck(EngineReadiness readiness) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+        Task.FromResult(readiness.IsReady
+            ? HealthCheckResult.Healthy("Schema ready, agents loaded.")
+            : new HealthCheckResult(context.Registration.FailureStatus, "Waiting for Postgres to prepare the schema."));
+}

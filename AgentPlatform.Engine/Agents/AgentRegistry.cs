@@ -67,8 +67,13 @@ public sealed class AgentRegistry : BackgroundService
             ? Find(Current.DefaultAgent)
             : Find(agentType);
 
-    /// <summary>Completes once the stored agents have been read at least once.</summary>
-    public Task EnsureLoadedAsync() => _firstLoad ??= ReloadAsync(CancellationToken.None);
+    /// <summary>Completes once the stored agents have been read at least once; a failed first read is tried again.</summary>
+    public Task EnsureLoadedAsync()
+    {
+        var load = _firstLoad;
+        if (load is null || load.IsFaulted || load.IsCanceled) _firstLoad = load = ReloadAsync(CancellationToken.None);
+        return load;
+    }
 
     public async Task<StoredAgent?> FindStoredAsync(string name, CancellationToken cancellationToken)
     {

@@ -13,13 +13,15 @@ public static class DatabaseMigrator
     /// Applies pending EF Core migrations and installs Hangfire's schema, once, even when several
     /// processes start together: all of it runs under one Postgres advisory lock (EF Core's own
     /// migration lock did not stop two processes from applying the same migration in our tests).
-    /// Retries while Postgres is still starting.
+    /// Retries until Postgres answers, however long that takes: on Azure Container Apps the services
+    /// start before the database (azd does not honour WaitFor), and a crash loop would only slow that down.
     /// </summary>
     public static async Task MigrateDatabaseAsync(this IServiceProvider services, CancellationToken cancellationToken = default)
     {
         // A bad configuration stops the service here, naming the setting, before anything touches the database.
         services.GetService<IStartupValidator>()?.Validate();
         var logger = services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(DatabaseMigrator));
+        var delay = TimeSpan.FromSeconds(1);
         for (var attempt = 1; ; attempt++)
         {
             try
@@ -37,12 +39,17 @@ public static class DatabaseMigrator
                 {
                     await ExecuteAsync(connection, $"SELECT pg_advisory_unlock({MigrationLockId})", CancellationToken.None);
                 }
+                if (attempt > 1) logger.LogInformation("Postgres answered after {Attempts} attempts; the schema is ready", attempt);
                 return;
             }
-            catch (NpgsqlException e) when (attempt < 30 && (e.IsTransient || e is PostgresException { SqlState: "57P03" }))
+            catch (NpgsqlException e) when (!cancellationToken.IsCancellationRequested)
             {
-                logger.LogWarning("Postgres is not reachable yet ({Message}); retrying", e.Message);
-                await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
+                // Every 10th attempt only, so a long outage does not flood the log.
+                if (attempt == 1 || attempt % 10 == 0)
+                    logger.LogWarning("Postgres is not reachable yet (attempt {Attempt}: {Message}); retrying every {Delay} s",
+                        attempt, e.Message, delay.TotalSeconds);
+                await Task.Delay(delay, cancellationToken);
+                delay = TimeSpan.FromSeconds(Math.Min(2, delay.TotalSeconds * 2));
             }
         }
     }
@@ -52,6 +59,7 @@ public static class DatabaseMigrator
     {
         await services.MigrateDatabaseAsync(cancellationToken);
         await services.GetRequiredService<Agents.AgentRegistry>().EnsureLoadedAsync();
+        services.GetService<EngineReadiness>()?.MarkReady();
     }
 
     private const long MigrationLockId = 7201302;

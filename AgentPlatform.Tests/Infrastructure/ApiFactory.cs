@@ -1,4 +1,6 @@
+using AgentPlatform.Engine.Data;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.Logging;
 
@@ -19,6 +21,8 @@ public sealed class ApiFactory(IReadOnlyDictionary<string, string> settings) : W
         var factory = new ApiFactory(settings);
         factory.UseKestrel(0);
         factory.StartServer();
+        // The schema is prepared in the background; tests start once it is there, as a client retrying a 503 would.
+        factory.Services.GetRequiredService<EngineReadiness>().WhenReady.WaitAsync(TimeSpan.FromSeconds(60)).GetAwaiter().GetResult();
         return factory;
     }
 }

@@ -25,13 +25,25 @@ public sealed class PostgresServer : IAsyncDisposable
         Directory.CreateDirectory(dataDir);
         if (Processes.IsRoot) Processes.Run("chown", "postgres", dataDir);
         Processes.RunAsPostgres(Path.Combine(bin, "initdb"), "-D", dataDir, "-A", "trust", "-U", "postgres", "--no-sync");
-        var port = Processes.FreePort();
-        Processes.RunAsPostgres(Path.Combine(bin, "pg_ctl"), "-D", dataDir, "-l", Path.Combine(dataDir, "server.log"), "-w", "-o",
-            $"-p {port} -k {dataDir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
-            "start");
-        var server = new PostgresServer(bin, dataDir, port);
-        await Processes.WaitForPortAsync(port, TimeSpan.FromSeconds(10));
+        var server = new PostgresServer(bin, dataDir, Processes.FreePort());
+        await server.StartAgainAsync();
         return server;
+    }
+
+    /// <summary>Starts the stopped server again, on the same port and data.</summary>
+    public async Task StartAgainAsync()
+    {
+        Processes.RunAsPostgres(Path.Combine(_bin, "pg_ctl"), "-D", _dataDir, "-l", Path.Combine(_dataDir, "server.log"), "-w", "-o",
+            $"-p {Port} -k {_dataDir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+            "start");
+        await Processes.WaitForPortAsync(Port, TimeSpan.FromSeconds(10));
+    }
+
+    /// <summary>A fast shutdown: clients are disconnected, as in an outage.</summary>
+    public Task StopAsync()
+    {
+        Processes.RunAsPostgres(Path.Combine(_bin, "pg_ctl"), "-D", _dataDir, "-m", "fast", "-w", "stop");
+        return Task.CompletedTask;
     }
 
     public string ConnectionString(string database) =>
