@@ -1,6 +1,9 @@
-using System.Globalization;
+using System.Collections.Concurrent;
+using System.Text;
 using System.Text.Json;
-using System.Text.RegularExpressions;
+using System.Text.Json.Nodes;
+using Json.Pointer;
+using Json.Schema;
 
 namespace AgentPlatform.Engine.Tools;
 
@@ -9,180 +12,303 @@ namespace AgentPlatform.Engine.Tools;
 /// malformed call comes back to it as a readable list of field errors instead of a tool's exception.
 /// </summary>
 /// <remarks>
-/// Hand-written because JsonSchema.Net, the usual .NET validator, does not restore from the package
-/// mirror this project builds with (its dependencies JsonPointer.Net and Json.More.Net are missing).
-/// It covers what tool schemas use in practice: type (also as a list), required, properties,
-/// additionalProperties, items, enum, const, minimum/maximum (and exclusive), minLength/maxLength,
-/// pattern, minItems/maxItems, allOf/anyOf/oneOf. Other keywords ($ref, format…) are not checked;
-/// the tool itself still rejects what it cannot use.
+/// <para>
+/// The checking is JsonSchema.Net's: draft 2020-12 unless the schema's <c>$schema</c> names another supported
+/// draft, with <c>$ref</c>/<c>$defs</c> resolved inside the schema and <c>format</c> asserted (a date-time must be
+/// RFC 3339, with an offset). Each schema is compiled once and kept in a small cache keyed by its text.
+/// </para>
+/// <para>
+/// This class only translates the library's report. The library names a failure by keyword and JSON pointer
+/// (<c>maximum</c> at <c>/limit</c>, <c>required</c> at <c>/filter</c>, the false schema at <c>/extra</c>) in its own
+/// words; a model needs the field as it wrote it ("limit", "filter.name", "tags[1]", <see cref="RootField"/> for the
+/// whole) and a sentence naming it, so pointers are mapped to those paths, a missing property is reported under its
+/// own path, and messages are worded from the keyword and the schema's value. Errors inside an anyOf/oneOf branch,
+/// a <c>not</c>, an <c>if</c> or a <c>contains</c> are the library's working, not the caller's mistakes: a failed
+/// anyOf/oneOf is reported once, where it applies.
+/// </para>
+/// <para>
+/// One leniency is kept on purpose: a nullable parameter's generated schema says type ["string","null"] but lists
+/// only the strings in <c>enum</c>, so null is added to such enums before compiling. A schema the library cannot
+/// compile (an unknown draft, an unresolvable <c>$ref</c>, a pattern .NET cannot parse) is not checked; the tool
+/// itself still rejects what it cannot use.
+/// </para>
 /// </remarks>
 public static class ToolArgumentValidator
 {
     /// <summary>The key used for errors about the arguments as a whole (e.g. not a JSON object).</summary>
     public const string RootField = "arguments";
 
-    private const int MaxDepth = 32;
+    private const int MaxCachedSchemas = 256;
+
+    private static readonly Uri BaseUri = new("urn:agentplatform:tool-arguments");
+    private static readonly EvaluationOptions Options = new() { OutputFormat = OutputFormat.Hierarchical, RequireFormatValidation = true };
+    private static readonly ConcurrentDictionary<string, Compiled?> Cache = new(StringComparer.Ordinal);
+    private static readonly IReadOnlyDictionary<string, string[]> NoErrors = new Dictionary<string, string[]>();
+
+    // Keywords whose subschemas are named (properties/<name>) and those whose failing subschemas are expected.
+    private static readonly HashSet<string> KeyedKeywords = ["properties", "patternProperties", "$defs", "definitions", "dependentSchemas", "dependencies"];
+    private static readonly HashSet<string> ProbeKeywords = ["not", "if", "contains"];
+
+    private sealed record Compiled(JsonSchema Schema, JsonElement Root);
 
     /// <summary>Field path ("limit", "filter.name", "tags[0]") → messages; empty when the arguments are valid.</summary>
     public static IReadOnlyDictionary<string, string[]> Validate(JsonElement schema, JsonElement arguments)
     {
-        var errors = new Dictionary<string, List<string>>(StringComparer.Ordinal);
-        Check(schema, arguments, "", errors, 0);
-        return errors.ToDictionary(e => e.Key, e => e.Value.ToArray(), StringComparer.Ordinal);
+        if (schema.ValueKind is not (JsonValueKind.Object or JsonValueKind.True or JsonValueKind.False)) return NoErrors;
+        if (arguments.ValueKind == JsonValueKind.Undefined)
+            return new Dictionary<string, string[]> { [RootField] = ["The arguments are missing."] };
+        if (Compile(schema) is not { } compiled) return NoErrors;
+
+        EvaluationResults results;
+        try
+        {
+            results = compiled.Schema.Evaluate(arguments, Options);
+        }
+        catch (JsonSchemaException)
+        {
+            return NoErrors; // e.g. a $ref that only fails to resolve when an argument reaches it
+        }
+        if (results.IsValid) return NoErrors;
+
+        var report = new Report(arguments, compiled.Root, BaseOf(results.SchemaLocation));
+        Explain(results, compiled.Root, "", [], report);
+        return report.Errors.ToDictionary(e => e.Key, e => e.Value.ToArray(), StringComparer.Ordinal);
     }
 
-    private static void Check(JsonElement schema, JsonElement value, string path, Dictionary<string, List<string>> errors, int depth)
+    private static Compiled? Compile(JsonElement schema)
     {
-        if (depth > MaxDepth) return;
-        if (schema.ValueKind == JsonValueKind.False)
-        {
-            Add(errors, path, $"{Name(path)} is not allowed.");
-            return;
-        }
-        if (schema.ValueKind != JsonValueKind.Object) return; // true or a missing schema accepts anything
+        var text = schema.GetRawText();
+        if (Cache.TryGetValue(text, out var cached)) return cached;
 
-        if (schema.TryGetProperty("type", out var type) && !TypeMatches(type, value))
+        Compiled? compiled;
+        try
         {
-            Add(errors, path, $"{Name(path)} must be {Describe(type)}, not {KindOf(value)}.");
-            return; // further checks would only repeat the same mistake
+            var node = JsonNode.Parse(text);
+            AllowNullInNullableEnums(node);
+            var root = JsonElement.Parse(node!.ToJsonString());
+            // A registry of its own: the global one refuses a second schema with the same $id.
+            var build = new BuildOptions { SchemaRegistry = new SchemaRegistry(), Dialect = Dialect.Draft202012 };
+            compiled = new Compiled(JsonSchema.Build(root, build, BaseUri), root);
         }
-
-        // A nullable parameter's generated schema says type ["string","null"] but lists only the strings in enum.
-        var allowedNull = value.ValueKind == JsonValueKind.Null && type.ValueKind != JsonValueKind.Undefined;
-        if (schema.TryGetProperty("enum", out var allowed) && allowed.ValueKind == JsonValueKind.Array && !allowedNull
-            && !allowed.EnumerateArray().Any(a => JsonElement.DeepEquals(a, value)))
+        catch (Exception e) when (e is JsonSchemaException or JsonException or ArgumentException)
         {
-            Add(errors, path, $"{Name(path)} must be one of: {string.Join(", ", allowed.EnumerateArray().Select(a => a.GetRawText()))}.");
-        }
-        if (schema.TryGetProperty("const", out var constant) && !JsonElement.DeepEquals(constant, value))
-            Add(errors, path, $"{Name(path)} must be {constant.GetRawText()}.");
-
-        switch (value.ValueKind)
-        {
-            case JsonValueKind.Number when value.TryGetDouble(out var number):
-                CheckNumber(schema, number, path, errors);
-                break;
-            case JsonValueKind.String:
-                CheckString(schema, value.GetString()!, path, errors);
-                break;
-            case JsonValueKind.Object:
-                CheckObject(schema, value, path, errors, depth);
-                break;
-            case JsonValueKind.Array:
-                CheckArray(schema, value, path, errors, depth);
-                break;
+            compiled = null;
         }
 
-        CheckCombinations(schema, value, path, errors, depth);
+        if (Cache.Count >= MaxCachedSchemas) Cache.Clear(); // tools' schemas are few; this only bounds a pathological stream
+        Cache[text] = compiled;
+        return compiled;
     }
 
-    private static void CheckNumber(JsonElement schema, double number, string path, Dictionary<string, List<string>> errors)
+    private static void AllowNullInNullableEnums(JsonNode? node)
     {
-        if (Number(schema, "minimum") is { } min && number < min) Add(errors, path, $"{Name(path)} must be at least {Format(min)}.");
-        if (Number(schema, "maximum") is { } max && number > max) Add(errors, path, $"{Name(path)} must be at most {Format(max)}.");
-        if (Number(schema, "exclusiveMinimum") is { } xmin && number <= xmin) Add(errors, path, $"{Name(path)} must be greater than {Format(xmin)}.");
-        if (Number(schema, "exclusiveMaximum") is { } xmax && number >= xmax) Add(errors, path, $"{Name(path)} must be less than {Format(xmax)}.");
-    }
-
-    private static void CheckString(JsonElement schema, string text, string path, Dictionary<string, List<string>> errors)
-    {
-        var length = text.EnumerateRunes().Count();
-        if (Number(schema, "minLength") is { } min && length < min) Add(errors, path, $"{Name(path)} must be at least {Format(min)} characters long.");
-        if (Number(schema, "maxLength") is { } max && length > max) Add(errors, path, $"{Name(path)} must be at most {Format(max)} characters long.");
-        if (schema.TryGetProperty("pattern", out var pattern) && pattern.ValueKind == JsonValueKind.String)
+        if (node is JsonArray array)
         {
-            try
-            {
-                if (!Regex.IsMatch(text, pattern.GetString()!, RegexOptions.None, TimeSpan.FromMilliseconds(100)))
-                    Add(errors, path, $"{Name(path)} must match the pattern {pattern.GetString()}.");
-            }
-            catch (ArgumentException)
-            {
-                // A pattern .NET cannot parse is the tool's problem, not the caller's.
-            }
-            catch (RegexMatchTimeoutException)
-            {
-            }
+            foreach (var item in array) AllowNullInNullableEnums(item);
         }
-    }
-
-    private static void CheckObject(JsonElement schema, JsonElement value, string path, Dictionary<string, List<string>> errors, int depth)
-    {
-        var properties = schema.TryGetProperty("properties", out var p) && p.ValueKind == JsonValueKind.Object ? p : default;
-        if (schema.TryGetProperty("required", out var required) && required.ValueKind == JsonValueKind.Array)
+        else if (node is JsonObject schema)
         {
-            foreach (var name in required.EnumerateArray().Where(r => r.ValueKind == JsonValueKind.String).Select(r => r.GetString()!))
+            if (schema["enum"] is JsonArray values && values.All(v => v is not null) && IsOrHasNull(schema["type"])) values.Add(null);
+            foreach (var (keyword, child) in schema)
             {
-                if (!value.TryGetProperty(name, out _)) Add(errors, Join(path, name), $"{name} is required.");
+                if (keyword is not ("enum" or "const" or "default" or "examples")) AllowNullInNullableEnums(child);
             }
         }
 
-        schema.TryGetProperty("additionalProperties", out var additional);
-        foreach (var property in value.EnumerateObject())
+        static bool IsOrHasNull(JsonNode? type) => type switch
         {
-            var propertyPath = Join(path, property.Name);
-            if (properties.ValueKind == JsonValueKind.Object && properties.TryGetProperty(property.Name, out var propertySchema))
-                Check(propertySchema, property.Value, propertyPath, errors, depth + 1);
-            else if (additional.ValueKind == JsonValueKind.False)
-                Add(errors, propertyPath, $"{property.Name} is not a parameter of this tool.");
-            else if (additional.ValueKind == JsonValueKind.Object)
-                Check(additional, property.Value, propertyPath, errors, depth + 1);
+            JsonValue value => value.GetValueKind() == JsonValueKind.String && value.GetValue<string>() == "null",
+            JsonArray list => list.Any(IsOrHasNull),
+            _ => false,
+        };
+    }
+
+    private sealed class Report(JsonElement arguments, JsonElement root, string baseUri)
+    {
+        public Dictionary<string, List<string>> Errors { get; } = new(StringComparer.Ordinal);
+        public JsonElement Arguments => arguments;
+        public JsonElement Root => root;
+        public string BaseUri => baseUri;
+
+        public void Add(string path, string message)
+        {
+            var key = path.Length == 0 ? RootField : path;
+            if (!Errors.TryGetValue(key, out var list)) Errors[key] = list = [];
+            if (!list.Contains(message)) list.Add(message);
         }
     }
 
-    private static void CheckArray(JsonElement schema, JsonElement value, string path, Dictionary<string, List<string>> errors, int depth)
+    /// <summary>
+    /// Reports why a failing node failed. <paramref name="schema"/> is its schema, when it could be found;
+    /// <paramref name="shifts"/> corrects array indexes in instance locations (see <see cref="ItemsShift"/>).
+    /// </summary>
+    private static void Explain(EvaluationResults node, JsonElement? schema, string via, (int Segment, int By)[] shifts, Report report)
     {
-        var count = value.GetArrayLength();
-        if (Number(schema, "minItems") is { } min && count < min) Add(errors, path, $"{Name(path)} must have at least {Format(min)} items.");
-        if (Number(schema, "maxItems") is { } max && count > max) Add(errors, path, $"{Name(path)} must have at most {Format(max)} items.");
-        if (schema.TryGetProperty("items", out var items) && items.ValueKind is JsonValueKind.Object or JsonValueKind.False)
+        var (path, value) = Locate(node.InstanceLocation, report.Arguments, shifts);
+        var reported = false;
+        foreach (var (keyword, message) in node.Errors ?? [])
         {
-            var i = 0;
-            foreach (var item in value.EnumerateArray()) Check(items, item, $"{path}[{i++}]", errors, depth + 1);
+            Describe(keyword, message, path, value, schema, via, node.InstanceLocation.SegmentCount, report);
+            reported = true;
         }
-    }
 
-    private static void CheckCombinations(JsonElement schema, JsonElement value, string path, Dictionary<string, List<string>> errors, int depth)
-    {
-        if (schema.TryGetProperty("allOf", out var all) && all.ValueKind == JsonValueKind.Array)
+        var branches = new Dictionary<string, int>(StringComparer.Ordinal); // anyOf/oneOf → how many branches matched
+        var itemsShift = ItemsShift(node, schema);
+        foreach (var child in node.Details ?? [])
         {
-            foreach (var branch in all.EnumerateArray()) Check(branch, value, path, errors, depth + 1);
-        }
-        foreach (var keyword in new[] { "anyOf", "oneOf" })
-        {
-            if (!schema.TryGetProperty(keyword, out var branches) || branches.ValueKind != JsonValueKind.Array) continue;
-            // Accept when any branch accepts (oneOf's "exactly one" is not enforced: a lenient check never blocks a valid call).
-            var matches = branches.EnumerateArray().Any(branch =>
+            var (keyword, childSchema) = Step(node, child, schema, report);
+            if (keyword is "anyOf" or "oneOf")
             {
-                var branchErrors = new Dictionary<string, List<string>>();
-                Check(branch, value, path, branchErrors, depth + 1);
-                return branchErrors.Count == 0;
-            });
-            if (!matches) Add(errors, path, $"{Name(path)} does not match any of the forms this tool accepts.");
+                branches[keyword] = branches.GetValueOrDefault(keyword) + (child.IsValid ? 1 : 0);
+            }
+            else if (keyword == "not" && child.IsValid)
+            {
+                report.Add(path, $"{Name(path)} {Verb(path, "matches", "match")} a form this tool rules out.");
+                reported = true;
+            }
+            else if (!child.IsValid && !ProbeKeywords.Contains(keyword))
+            {
+                var childShifts = keyword == "items" && itemsShift > 0 ? [.. shifts, (node.InstanceLocation.SegmentCount, itemsShift)] : shifts;
+                Explain(child, childSchema, keyword, childShifts, report);
+                reported = true;
+            }
         }
+
+        foreach (var (keyword, valid) in branches)
+        {
+            if (valid == 0) report.Add(path, $"{Name(path)} {Verb(path, "does", "do")} not match any of the forms this tool accepts.");
+            else if (keyword == "oneOf" && valid > 1) report.Add(path, $"{Name(path)} {Verb(path, "matches", "match")} more than one of the forms this tool accepts; it must match exactly one.");
+            else continue;
+            reported = true;
+        }
+
+        if (!reported) report.Add(path, $"{Name(path)} {Verb(path, "does", "do")} not match this tool's schema.");
     }
 
-    private static bool TypeMatches(JsonElement type, JsonElement value) => type.ValueKind switch
+    /// <summary>The keyword that led from <paramref name="node"/> to <paramref name="child"/>, and the child's schema.</summary>
+    private static (string Keyword, JsonElement? Schema) Step(EvaluationResults node, EvaluationResults child, JsonElement? schema, Report report)
     {
-        JsonValueKind.String => IsOfType(type.GetString()!, value),
-        JsonValueKind.Array => type.EnumerateArray().Any(t => t.ValueKind == JsonValueKind.String && IsOfType(t.GetString()!, value)),
-        _ => true,
-    };
+        var depth = node.EvaluationPath.SegmentCount;
+        if (child.EvaluationPath.SegmentCount <= depth) return ("", schema);
+        var keyword = Decode(child.EvaluationPath[depth].ToString());
 
-    private static bool IsOfType(string type, JsonElement value) => type switch
+        if (keyword is "$ref" or "$dynamicRef" or "$recursiveRef") return (keyword, Resolve(child.SchemaLocation, report));
+        if (schema is not { ValueKind: JsonValueKind.Object } parent || !parent.TryGetProperty(keyword, out var next)) return (keyword, null);
+        if (KeyedKeywords.Contains(keyword) || next.ValueKind == JsonValueKind.Array)
+        {
+            // properties/<name>, anyOf/<index>; a single subschema (items, not…) takes only the keyword.
+            if (child.EvaluationPath.SegmentCount <= depth + 1) return (keyword, null);
+            var key = Decode(child.EvaluationPath[depth + 1].ToString());
+            if (next.ValueKind == JsonValueKind.Object && next.TryGetProperty(key, out var named)) return (keyword, named);
+            if (next.ValueKind == JsonValueKind.Array && int.TryParse(key, out var index) && index < next.GetArrayLength()) return (keyword, next[index]);
+            return (keyword, null);
+        }
+        return (keyword, next);
+    }
+
+    /// <summary>
+    /// JsonSchema.Net 8.0.5 numbers the array items that <c>items</c> checks after <c>prefixItems</c> from 0 in their
+    /// instance locations (the item at index 2 of a one-prefix tuple is reported at /1). Returns how far to move them:
+    /// prefixItems' length when some such location is below it (so a fixed library is left alone), else 0.
+    /// </summary>
+    private static int ItemsShift(EvaluationResults node, JsonElement? schema)
     {
-        "object" => value.ValueKind == JsonValueKind.Object,
-        "array" => value.ValueKind == JsonValueKind.Array,
-        "string" => value.ValueKind == JsonValueKind.String,
-        "number" => value.ValueKind == JsonValueKind.Number,
-        // JSON Schema counts 5.0 as an integer.
-        "integer" => value.ValueKind == JsonValueKind.Number && value.TryGetDouble(out var number) && Math.Floor(number) == number,
-        "boolean" => value.ValueKind is JsonValueKind.True or JsonValueKind.False,
-        "null" => value.ValueKind == JsonValueKind.Null,
-        _ => true,
-    };
+        if (schema is not { ValueKind: JsonValueKind.Object } s || !s.TryGetProperty("prefixItems", out var prefix)
+            || prefix.ValueKind != JsonValueKind.Array || prefix.GetArrayLength() == 0) return 0;
+        var depth = node.InstanceLocation.SegmentCount;
+        var length = prefix.GetArrayLength();
+        var misnumbered = (node.Details ?? []).Any(child =>
+            child.EvaluationPath.SegmentCount > node.EvaluationPath.SegmentCount
+            && child.EvaluationPath[node.EvaluationPath.SegmentCount].ToString() == "items"
+            && child.InstanceLocation.SegmentCount > depth
+            && int.TryParse(child.InstanceLocation[depth].ToString(), out var index) && index < length);
+        return misnumbered ? length : 0;
+    }
 
-    private static string Describe(JsonElement type) => type.ValueKind == JsonValueKind.Array
+    /// <summary>A $ref's target, when the library resolved it to a JSON pointer inside this schema.</summary>
+    private static JsonElement? Resolve(Uri location, Report report)
+    {
+        var text = location.OriginalString;
+        var hash = text.IndexOf('#');
+        if (hash < 0 || text[..hash] != report.BaseUri) return null;
+        var fragment = Uri.UnescapeDataString(text[(hash + 1)..]);
+        return fragment.Length == 0 ? report.Root : JsonPointer.TryParse(fragment, out var pointer) ? pointer.Evaluate(report.Root) : null;
+    }
+
+    private static string BaseOf(Uri location) => location.OriginalString.Split('#')[0];
+
+    /// <summary>The field path of a JSON pointer into the arguments ("/tags/1" → "tags[1]") and the value there.</summary>
+    private static (string Path, JsonElement? Value) Locate(JsonPointer pointer, JsonElement arguments, (int Segment, int By)[] shifts)
+    {
+        var path = new StringBuilder();
+        JsonElement? current = arguments;
+        for (var i = 0; i < pointer.SegmentCount; i++)
+        {
+            var segment = Decode(pointer[i].ToString());
+            if (current is { ValueKind: JsonValueKind.Array } array && int.TryParse(segment, out var index))
+            {
+                foreach (var shift in shifts) index += shift.Segment == i ? shift.By : 0;
+                path.Append('[').Append(index).Append(']');
+                current = index < array.GetArrayLength() ? array[index] : null;
+            }
+            else
+            {
+                if (path.Length > 0) path.Append('.');
+                path.Append(segment);
+                current = current is { ValueKind: JsonValueKind.Object } obj && obj.TryGetProperty(segment, out var property) ? property : null;
+            }
+        }
+        return (path.ToString(), current);
+    }
+
+    private static void Describe(string keyword, string message, string path, JsonElement? value, JsonElement? schema, string via, int depth, Report report)
+    {
+        var name = Name(path);
+        JsonElement rule = default;
+        var hasRule = schema is { ValueKind: JsonValueKind.Object } s && s.TryGetProperty(keyword, out rule);
+
+        if (keyword == "required" && hasRule && rule.ValueKind == JsonValueKind.Array && value is { ValueKind: JsonValueKind.Object } obj)
+        {
+            var missing = rule.EnumerateArray().Where(r => r.ValueKind == JsonValueKind.String).Select(r => r.GetString()!)
+                .Where(required => !obj.TryGetProperty(required, out _)).ToList();
+            foreach (var property in missing) report.Add(Join(path, property), $"{Join(path, property)} is required.");
+            if (missing.Count > 0) return;
+        }
+
+        var sentence = keyword switch
+        {
+            // The false schema: a property the schema does not list, or a value that is never allowed.
+            "" when via is "additionalProperties" or "unevaluatedProperties" =>
+                depth == 1 ? $"{path} is not a parameter of this tool." : $"{path} is not a known field.",
+            "" => $"{name} {Verb(path, "is", "are")} not allowed.",
+            _ when !hasRule => null,
+            "type" => $"{name} must be {Types(rule)}, not {KindOf(value)}.",
+            "enum" => $"{name} must be one of: {string.Join(", ", rule.EnumerateArray().Select(a => a.GetRawText()))}.",
+            "const" => $"{name} must be {rule.GetRawText()}.",
+            "minimum" => $"{name} must be at least {rule.GetRawText()}.",
+            "maximum" => $"{name} must be at most {rule.GetRawText()}.",
+            "exclusiveMinimum" => $"{name} must be greater than {rule.GetRawText()}.",
+            "exclusiveMaximum" => $"{name} must be less than {rule.GetRawText()}.",
+            "multipleOf" => $"{name} must be a multiple of {rule.GetRawText()}.",
+            "minLength" => $"{name} must be at least {Count(rule, "character")} long.",
+            "maxLength" => $"{name} must be at most {Count(rule, "character")} long.",
+            "pattern" => $"{name} must match the pattern {rule.GetString()}.",
+            "format" => $"{name} must be {FormatName(rule.GetString())}.",
+            "minItems" => $"{name} must have at least {Count(rule, "item")}.",
+            "maxItems" => $"{name} must have at most {Count(rule, "item")}.",
+            "uniqueItems" => $"{name} must not contain the same item twice.",
+            "minProperties" => $"{name} must have at least {Count(rule, "field")}.",
+            "maxProperties" => $"{name} must have at most {Count(rule, "field")}.",
+            _ => null,
+        };
+        // Keywords without a sentence of their own keep the library's words ("Value should contain at least 1 matching items").
+        var detail = message.TrimEnd('.');
+        report.Add(path, sentence ?? (detail.Length == 0
+            ? $"{name} {Verb(path, "is", "are")} not valid."
+            : $"{name} {Verb(path, "is", "are")} not valid ({char.ToLowerInvariant(detail[0])}{detail[1..]})."));
+    }
+
+    private static string Types(JsonElement type) => type.ValueKind == JsonValueKind.Array
         ? string.Join(" or ", type.EnumerateArray().Select(t => Article(t.GetString() ?? "")))
         : Article(type.GetString() ?? "");
 
@@ -193,7 +319,7 @@ public static class ToolArgumentValidator
         _ => "a " + type,
     };
 
-    private static string KindOf(JsonElement value) => value.ValueKind switch
+    private static string KindOf(JsonElement? value) => value?.ValueKind switch
     {
         JsonValueKind.Object => "an object",
         JsonValueKind.Array => "an array",
@@ -204,19 +330,21 @@ public static class ToolArgumentValidator
         _ => "missing",
     };
 
-    private static double? Number(JsonElement schema, string keyword) =>
-        schema.TryGetProperty(keyword, out var n) && n.ValueKind == JsonValueKind.Number ? n.GetDouble() : null;
+    private static string FormatName(string? format) => format switch
+    {
+        "date-time" => "a date-time with an offset, e.g. 2025-01-31T09:30:00Z",
+        "date" => "a date, e.g. 2025-01-31",
+        "time" => "a time with an offset, e.g. 09:30:00Z",
+        _ => $"a valid {format}", // "a valid email", "a valid uuid", "a valid uri"
+    };
 
-    private static string Format(double number) => number.ToString(CultureInfo.InvariantCulture);
+    private static string Count(JsonElement limit, string noun) => limit.GetRawText() is var n && n == "1" ? $"1 {noun}" : $"{n} {noun}s";
+
+    private static string Verb(string path, string singular, string plural) => path.Length == 0 ? plural : singular;
+
+    private static string Decode(string segment) => segment.Replace("~1", "/").Replace("~0", "~");
 
     private static string Join(string path, string name) => path.Length == 0 ? name : $"{path}.{name}";
 
     private static string Name(string path) => path.Length == 0 ? "The arguments" : path;
-
-    private static void Add(Dictionary<string, List<string>> errors, string path, string message)
-    {
-        var key = path.Length == 0 ? RootField : path;
-        if (!errors.TryGetValue(key, out var list)) errors[key] = list = [];
-        list.Add(message);
-    }
 }

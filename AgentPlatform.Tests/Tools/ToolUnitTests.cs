@@ -91,15 +91,16 @@ public sealed class ToolArgumentValidatorTests
             {"limit":500,"status":"bogus","ratio":0,"tags":["a",2,"c"],"filter":{"name":"a"},"flag":"yes","extra":1}
             """);
 
-        Assert.Contains("expression is required.", errors["expression"]);
-        Assert.Contains("limit must be at most 50.", errors["limit"]);
-        Assert.Contains("status must be one of", errors["status"].Single());
-        Assert.Contains("greater than 0", errors["ratio"].Single());
-        Assert.Contains("at most 2 items", errors["tags"].Single());
-        Assert.Contains("must be a string, not a number", errors["tags[1]"].Single());
-        Assert.Contains("at least 2 characters", errors["filter.name"].Single());
-        Assert.Contains("must be a boolean", errors["flag"].Single());
-        Assert.Contains("not a parameter", errors["extra"].Single());
+        Assert.Equal(["expression", "extra", "filter.name", "flag", "limit", "ratio", "status", "tags", "tags[1]"], errors.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal("expression is required.", errors["expression"].Single());
+        Assert.Equal("limit must be at most 50.", errors["limit"].Single());
+        Assert.StartsWith("status must be one of: \"queued\", \"completed\"", errors["status"].Single());
+        Assert.Equal("ratio must be greater than 0.", errors["ratio"].Single());
+        Assert.Equal("tags must have at most 2 items.", errors["tags"].Single());
+        Assert.Equal("tags[1] must be a string, not a number.", errors["tags[1]"].Single());
+        Assert.Equal("filter.name must be at least 2 characters long.", errors["filter.name"].Single());
+        Assert.Equal("flag must be a boolean, not a string.", errors["flag"].Single());
+        Assert.Equal("extra is not a parameter of this tool.", errors["extra"].Single());
     }
 
     [Theory]
@@ -107,7 +108,7 @@ public sealed class ToolArgumentValidatorTests
     [InlineData("""{"expression":"1","limit":"5"}""", "limit", "must be an integer, not a string")]
     [InlineData("""{"expression":"12345678901"}""", "expression", "at most 10 characters")]
     [InlineData("""[1, 2]""", "arguments", "must be an object")]
-    [InlineData("""{"expression":"1","filter":{}}""", "filter.name", "required")]
+    [InlineData("""{"expression":"1","filter":{}}""", "filter.name", "filter.name is required")]
     public void Types_and_limits_are_checked(string arguments, string field, string message)
     {
         var errors = Validate(arguments);
@@ -121,7 +122,93 @@ public sealed class ToolArgumentValidatorTests
 
         Assert.Empty(ToolArgumentValidator.Validate(schema, JsonDocument.Parse("""{"v":"x"}""").RootElement));
         Assert.Empty(ToolArgumentValidator.Validate(schema, JsonDocument.Parse("""{"v":4}""").RootElement));
-        Assert.True(ToolArgumentValidator.Validate(schema, JsonDocument.Parse("""{"v":1}""").RootElement).ContainsKey("v"));
+        var errors = ToolArgumentValidator.Validate(schema, JsonDocument.Parse("""{"v":1}""").RootElement);
+        // One sentence for the field, not one per branch that did not fit.
+        Assert.Equal("v does not match any of the forms this tool accepts.", Assert.Single(errors["v"]));
+        Assert.Single(errors);
+    }
+
+    [Fact]
+    public void One_of_rejects_a_value_matching_two_branches()
+    {
+        var schema = JsonDocument.Parse("""{"type":"object","properties":{"v":{"oneOf":[{"type":"integer"},{"type":"number"}]}}}""").RootElement;
+
+        Assert.Empty(ToolArgumentValidator.Validate(schema, JsonDocument.Parse("""{"v":1.5}""").RootElement));
+        Assert.Contains("more than one", Assert.Single(ToolArgumentValidator.Validate(schema, JsonDocument.Parse("""{"v":2}""").RootElement)["v"]));
+    }
+
+    [Fact]
+    public void Refs_into_defs_and_formats_are_checked()
+    {
+        var schema = JsonDocument.Parse("""
+            {
+              "type": "object",
+              "properties": {
+                "window": { "$ref": "#/$defs/window" },
+                "at": { "type": "string", "format": "date-time" }
+              },
+              "$defs": {
+                "window": { "type": "object", "properties": { "days": { "type": "integer", "maximum": 7 } }, "required": ["days"], "additionalProperties": false }
+              }
+            }
+            """).RootElement;
+        IReadOnlyDictionary<string, string[]> Check(string arguments) => ToolArgumentValidator.Validate(schema, JsonDocument.Parse(arguments).RootElement);
+
+        Assert.Empty(Check("""{"window":{"days":3},"at":"2025-01-31T09:30:00Z"}"""));
+
+        var errors = Check("""{"window":{"days":9,"hours":1},"at":"tomorrow"}""");
+        Assert.Equal("window.days must be at most 7.", Assert.Single(errors["window.days"]));
+        Assert.Equal("window.hours is not a known field.", Assert.Single(errors["window.hours"]));
+        Assert.Contains("at must be a date-time", Assert.Single(errors["at"]));
+        Assert.Equal("window.days is required.", Assert.Single(Check("""{"window":{}}""")["window.days"]));
+    }
+
+    [Fact]
+    public void Pointers_become_the_field_paths_the_model_wrote()
+    {
+        var schema = JsonDocument.Parse("""
+            {"type":"object","properties":{
+              "rows":{"type":"array","items":{"type":"object","properties":{"name":{"type":"string"}},"required":["name"]}},
+              "pair":{"type":"array","prefixItems":[{"type":"string"}],"items":{"type":"integer"}},
+              "a/b":{"type":"integer"}}}
+            """).RootElement;
+
+        var errors = ToolArgumentValidator.Validate(schema, JsonDocument.Parse("""{"rows":[{"name":"x"},{"name":3},{}],"pair":["a",1,"x"],"a/b":"x"}""").RootElement);
+
+        Assert.Equal(["a/b", "pair[2]", "rows[1].name", "rows[2].name"], errors.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal("rows[2].name is required.", Assert.Single(errors["rows[2].name"]));
+    }
+
+    [Fact]
+    public void Null_is_accepted_for_a_nullable_enum_but_other_values_are_not()
+    {
+        var schema = JsonDocument.Parse("""{"type":"object","properties":{"s":{"anyOf":[{"type":["string","null"],"enum":["a"]},{"type":"integer"}]}}}""").RootElement;
+
+        Assert.Empty(ToolArgumentValidator.Validate(schema, JsonDocument.Parse("""{"s":null}""").RootElement));
+        Assert.True(ToolArgumentValidator.Validate(schema, JsonDocument.Parse("""{"s":"b"}""").RootElement).ContainsKey("s"));
+    }
+
+    [Fact]
+    public void The_built_in_tools_generated_schemas_compile_and_are_checked()
+    {
+        var tools = new BuiltInTools(null!, TimeProvider.System).Create().ToDictionary(t => t.Name);
+        IReadOnlyDictionary<string, string[]> Check(string tool, string arguments) =>
+            ToolArgumentValidator.Validate(tools[tool].JsonSchema, JsonDocument.Parse(arguments).RootElement);
+
+        Assert.Equal("expression is required.", Assert.Single(Check(BuiltInTools.CalculatorName, "{}")["expression"]));
+        var errors = Check(BuiltInTools.MyTasksName, """{"limit":500,"status":"bogus"}""");
+        Assert.Equal("limit must be at most 50.", Assert.Single(errors["limit"]));
+        Assert.StartsWith("status must be one of: \"queued\"", Assert.Single(errors["status"]));
+        Assert.Empty(Check(BuiltInTools.MyTasksName, """{"status":null,"limit":5}""")); // [AllowedValues(..., null)] lists no null in enum
+        Assert.Equal("timezone must be a string or null, not a number.", Assert.Single(Check(BuiltInTools.CurrentTimeName, """{"timezone":5}""")["timezone"]));
+    }
+
+    [Fact]
+    public void A_schema_the_library_cannot_compile_is_left_to_the_tool()
+    {
+        var schema = JsonDocument.Parse("""{"type":"objekt"}""").RootElement;
+
+        Assert.Empty(ToolArgumentValidator.Validate(schema, JsonDocument.Parse("""{"anything":1}""").RootElement));
     }
 }
 
