@@ -77,6 +77,14 @@ public sealed class ToolArgumentValidatorTests
     private static IReadOnlyDictionary<string, string[]> Validate(string arguments) =>
         ToolArgumentValidator.Validate(Schema, JsonDocument.Parse(arguments).RootElement);
 
+    /// <summary>The field's single message is the library's, prefixed with the field, and says each of <paramref name="parts"/>.</summary>
+    private static void Says(IReadOnlyDictionary<string, string[]> errors, string field, params string[] parts)
+    {
+        var message = Assert.Single(errors[field]);
+        Assert.StartsWith(field + ": ", message);
+        foreach (var part in parts) Assert.Contains(part, message);
+    }
+
     [Fact]
     public void Valid_arguments_have_no_errors()
     {
@@ -93,26 +101,27 @@ public sealed class ToolArgumentValidatorTests
 
         Assert.Equal(["expression", "extra", "filter.name", "flag", "limit", "ratio", "status", "tags", "tags[1]"], errors.Keys.Order(StringComparer.Ordinal));
         Assert.Equal("expression is required.", errors["expression"].Single());
-        Assert.Equal("limit must be at most 50.", errors["limit"].Single());
-        Assert.StartsWith("status must be one of: \"queued\", \"completed\"", errors["status"].Single());
-        Assert.Equal("ratio must be greater than 0.", errors["ratio"].Single());
-        Assert.Equal("tags must have at most 2 items.", errors["tags"].Single());
-        Assert.Equal("tags[1] must be a string, not a number.", errors["tags[1]"].Single());
-        Assert.Equal("filter.name must be at least 2 characters long.", errors["filter.name"].Single());
-        Assert.Equal("flag must be a boolean, not a string.", errors["flag"].Single());
+        Says(errors, "limit", "500", "at most 50");
+        Says(errors, "status", "enum");
+        Says(errors, "ratio", "greater than 0");
+        Says(errors, "tags", "at most 2 items");
+        Says(errors, "tags[1]", "\"integer\"", "should be \"string\"");
+        Says(errors, "filter.name", "at least 2 characters");
+        Says(errors, "flag", "\"string\"", "should be \"boolean\"");
         Assert.Equal("extra is not a parameter of this tool.", errors["extra"].Single());
     }
 
     [Theory]
-    [InlineData("""{"expression":"1","limit":1.5}""", "limit", "must be an integer")]
-    [InlineData("""{"expression":"1","limit":"5"}""", "limit", "must be an integer, not a string")]
-    [InlineData("""{"expression":"12345678901"}""", "expression", "at most 10 characters")]
-    [InlineData("""[1, 2]""", "arguments", "must be an object")]
-    [InlineData("""{"expression":"1","filter":{}}""", "filter.name", "filter.name is required")]
+    [InlineData("""{"expression":"1","limit":1.5}""", "limit", "limit: Value is \"number\" but should be \"integer\"")]
+    [InlineData("""{"expression":"1","limit":"5"}""", "limit", "limit: Value is \"string\" but should be \"integer\"")]
+    [InlineData("""{"expression":"12345678901"}""", "expression", "expression: Value should be at most 10 characters")]
+    [InlineData("""[1, 2]""", "arguments", "The arguments must be an object, not an array.")]
+    [InlineData("""5""", "arguments", "The arguments must be an object, not a number.")]
+    [InlineData("""{"expression":"1","filter":{}}""", "filter.name", "filter.name is required.")]
     public void Types_and_limits_are_checked(string arguments, string field, string message)
     {
         var errors = Validate(arguments);
-        Assert.Contains(message, string.Join(" ", errors[field]));
+        Assert.Equal(message, Assert.Single(errors[field]));
     }
 
     [Fact]
@@ -123,9 +132,9 @@ public sealed class ToolArgumentValidatorTests
         Assert.Empty(ToolArgumentValidator.Validate(schema, JsonDocument.Parse("""{"v":"x"}""").RootElement));
         Assert.Empty(ToolArgumentValidator.Validate(schema, JsonDocument.Parse("""{"v":4}""").RootElement));
         var errors = ToolArgumentValidator.Validate(schema, JsonDocument.Parse("""{"v":1}""").RootElement);
-        // One sentence for the field, not one per branch that did not fit.
-        Assert.Equal("v does not match any of the forms this tool accepts.", Assert.Single(errors["v"]));
-        Assert.Single(errors);
+        // No branch fits: each branch's reason, under the field.
+        Assert.Equal("v", Assert.Single(errors).Key);
+        Assert.Collection(errors["v"], m => Assert.Contains("should be \"string\"", m), m => Assert.Contains("at least 3", m));
     }
 
     [Fact]
@@ -134,7 +143,33 @@ public sealed class ToolArgumentValidatorTests
         var schema = JsonDocument.Parse("""{"type":"object","properties":{"v":{"oneOf":[{"type":"integer"},{"type":"number"}]}}}""").RootElement;
 
         Assert.Empty(ToolArgumentValidator.Validate(schema, JsonDocument.Parse("""{"v":1.5}""").RootElement));
-        Assert.Contains("more than one", Assert.Single(ToolArgumentValidator.Validate(schema, JsonDocument.Parse("""{"v":2}""").RootElement)["v"]));
+        Says(ToolArgumentValidator.Validate(schema, JsonDocument.Parse("""{"v":2}""").RootElement), "v", "Expected 1", "found 2");
+    }
+
+    [Fact]
+    public void A_value_matching_a_not_schema_is_rejected()
+    {
+        var schema = JsonDocument.Parse("""{"type":"object","properties":{"v":{"not":{"type":"string"}}}}""").RootElement;
+
+        Assert.Empty(ToolArgumentValidator.Validate(schema, JsonDocument.Parse("""{"v":1}""").RootElement));
+        Says(ToolArgumentValidator.Validate(schema, JsonDocument.Parse("""{"v":"x"}""").RootElement), "v", "does not match");
+    }
+
+    [Fact]
+    public void Only_failures_that_decided_the_result_are_reported()
+    {
+        var schema = JsonDocument.Parse("""
+            {"type":"object","properties":{
+              "v":{"anyOf":[{"type":"string"},{"type":"integer"}],"maxLength":2},
+              "list":{"type":"array","contains":{"type":"integer"}}}}
+            """).RootElement;
+
+        var errors = ToolArgumentValidator.Validate(schema, JsonDocument.Parse("""{"v":"abc","list":["a","b"]}""").RootElement);
+
+        // Not the anyOf branch that "abc" did not fit, nor each item that is not the integer `contains` looks for.
+        Assert.Equal(["list", "v"], errors.Keys.Order(StringComparer.Ordinal));
+        Says(errors, "v", "at most 2 characters");
+        Says(errors, "list", "at least 1");
     }
 
     [Fact]
@@ -157,9 +192,9 @@ public sealed class ToolArgumentValidatorTests
         Assert.Empty(Check("""{"window":{"days":3},"at":"2025-01-31T09:30:00Z"}"""));
 
         var errors = Check("""{"window":{"days":9,"hours":1},"at":"tomorrow"}""");
-        Assert.Equal("window.days must be at most 7.", Assert.Single(errors["window.days"]));
+        Says(errors, "window.days", "at most 7");
         Assert.Equal("window.hours is not a known field.", Assert.Single(errors["window.hours"]));
-        Assert.Contains("at must be a date-time", Assert.Single(errors["at"]));
+        Says(errors, "at", "date-time");
         Assert.Equal("window.days is required.", Assert.Single(Check("""{"window":{}}""")["window.days"]));
     }
 
@@ -177,6 +212,7 @@ public sealed class ToolArgumentValidatorTests
 
         Assert.Equal(["a/b", "pair[2]", "rows[1].name", "rows[2].name"], errors.Keys.Order(StringComparer.Ordinal));
         Assert.Equal("rows[2].name is required.", Assert.Single(errors["rows[2].name"]));
+        Says(errors, "pair[2]", "should be \"integer\"");
     }
 
     [Fact]
@@ -197,10 +233,10 @@ public sealed class ToolArgumentValidatorTests
 
         Assert.Equal("expression is required.", Assert.Single(Check(BuiltInTools.CalculatorName, "{}")["expression"]));
         var errors = Check(BuiltInTools.MyTasksName, """{"limit":500,"status":"bogus"}""");
-        Assert.Equal("limit must be at most 50.", Assert.Single(errors["limit"]));
-        Assert.StartsWith("status must be one of: \"queued\"", Assert.Single(errors["status"]));
+        Says(errors, "limit", "at most 50");
+        Says(errors, "status", "enum");
         Assert.Empty(Check(BuiltInTools.MyTasksName, """{"status":null,"limit":5}""")); // [AllowedValues(..., null)] lists no null in enum
-        Assert.Equal("timezone must be a string or null, not a number.", Assert.Single(Check(BuiltInTools.CurrentTimeName, """{"timezone":5}""")["timezone"]));
+        Says(Check(BuiltInTools.CurrentTimeName, """{"timezone":5}"""), "timezone", "\"integer\"", "should be \"string, null\"");
     }
 
     [Fact]
