@@ -1,222 +1,161 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text.Json;
-using System.Text.RegularExpressions;
+using System.Text.Json.Nodes;
+using Json.Pointer;
+using Json.Schema;
 
 namespace AgentPlatform.Engine.Tools;
 
 /// <summary>
-/// Checks a tool call's arguments against the tool's JSON schema before the tool runs, so a model's
-/// malformed call comes back to it as a readable list of field errors instead of a tool's exception.
+/// Checks a tool call's arguments against the tool's JSON schema before the tool runs, so a model's malformed call
+/// comes back to it as field errors instead of a tool's exception.
 /// </summary>
 /// <remarks>
-/// Hand-written because JsonSchema.Net, the usual .NET validator, does not restore from the package
-/// mirror this project builds with (its dependencies JsonPointer.Net and Json.More.Net are missing).
-/// It covers what tool schemas use in practice: type (also as a list), required, properties,
-/// additionalProperties, items, enum, const, minimum/maximum (and exclusive), minLength/maxLength,
-/// pattern, minItems/maxItems, allOf/anyOf/oneOf. Other keywords ($ref, format…) are not checked;
-/// the tool itself still rejects what it cannot use.
+/// JsonSchema.Net checks (draft 2020-12 unless <c>$schema</c> names another, <c>format</c> asserted) and words the
+/// messages; they are filed under the field the model wrote ("limit", "filter.name", "tags[1]", <see cref="RootField"/>)
+/// and prefixed with it. Only a missing or unknown property, non-object arguments and a failure the library words
+/// nothing for (a value matching a <c>not</c>) get sentences of our own.
+/// Null is added to the enum of a nullable parameter's generated schema, which lists only the strings.
+/// A schema the library cannot compile is not checked; the tool itself rejects what it cannot use.
 /// </remarks>
 public static class ToolArgumentValidator
 {
     /// <summary>The key used for errors about the arguments as a whole (e.g. not a JSON object).</summary>
     public const string RootField = "arguments";
 
-    private const int MaxDepth = 32;
+    private const int MaxCachedSchemas = 256;
+    private static readonly Uri BaseUri = new("urn:agentplatform:tool-arguments");
+    private static readonly EvaluationOptions Options = new() { OutputFormat = OutputFormat.Hierarchical, RequireFormatValidation = true, Culture = CultureInfo.InvariantCulture };
+    private static readonly ConcurrentDictionary<string, JsonSchema?> Cache = new(StringComparer.Ordinal);
+    private static readonly IReadOnlyDictionary<string, string[]> NoErrors = new Dictionary<string, string[]>();
 
     /// <summary>Field path ("limit", "filter.name", "tags[0]") → messages; empty when the arguments are valid.</summary>
     public static IReadOnlyDictionary<string, string[]> Validate(JsonElement schema, JsonElement arguments)
     {
+        if (schema.ValueKind is not (JsonValueKind.Object or JsonValueKind.True or JsonValueKind.False)) return NoErrors;
+        if (arguments.ValueKind == JsonValueKind.Undefined) return new Dictionary<string, string[]> { [RootField] = [NotAnObject(arguments)] };
         var errors = new Dictionary<string, List<string>>(StringComparer.Ordinal);
-        Check(schema, arguments, "", errors, 0);
-        return errors.ToDictionary(e => e.Key, e => e.Value.ToArray(), StringComparer.Ordinal);
+        try
+        {
+            if (Compile(schema)?.Evaluate(arguments, Options) is { IsValid: false } results) Explain(results, "", arguments, errors);
+        }
+        catch (JsonSchemaException)
+        {
+            // e.g. a $ref that only fails to resolve when an argument reaches it: left to the tool, like an uncompilable schema
+        }
+        return errors.Count == 0 ? NoErrors : errors.ToDictionary(e => e.Key, e => e.Value.ToArray(), StringComparer.Ordinal);
     }
 
-    private static void Check(JsonElement schema, JsonElement value, string path, Dictionary<string, List<string>> errors, int depth)
+    private static JsonSchema? Compile(JsonElement schema)
     {
-        if (depth > MaxDepth) return;
-        if (schema.ValueKind == JsonValueKind.False)
+        var text = schema.GetRawText();
+        if (Cache.TryGetValue(text, out var cached)) return cached;
+        if (Cache.Count >= MaxCachedSchemas) Cache.Clear(); // tools' schemas are few; this only bounds a pathological stream
+        try
         {
-            Add(errors, path, $"{Name(path)} is not allowed.");
-            return;
+            var node = JsonNode.Parse(text);
+            AllowNullInNullableEnums(node);
+            // A registry of its own: the global one refuses a second schema with the same $id.
+            var build = new BuildOptions { SchemaRegistry = new SchemaRegistry(), Dialect = Dialect.Draft202012 };
+            return Cache[text] = JsonSchema.Build(JsonElement.Parse(node!.ToJsonString()), build, BaseUri);
         }
-        if (schema.ValueKind != JsonValueKind.Object) return; // true or a missing schema accepts anything
-
-        if (schema.TryGetProperty("type", out var type) && !TypeMatches(type, value))
+        catch (Exception e) when (e is JsonSchemaException or JsonException or ArgumentException)
         {
-            Add(errors, path, $"{Name(path)} must be {Describe(type)}, not {KindOf(value)}.");
-            return; // further checks would only repeat the same mistake
+            return Cache[text] = null;
         }
-
-        // A nullable parameter's generated schema says type ["string","null"] but lists only the strings in enum.
-        var allowedNull = value.ValueKind == JsonValueKind.Null && type.ValueKind != JsonValueKind.Undefined;
-        if (schema.TryGetProperty("enum", out var allowed) && allowed.ValueKind == JsonValueKind.Array && !allowedNull
-            && !allowed.EnumerateArray().Any(a => JsonElement.DeepEquals(a, value)))
-        {
-            Add(errors, path, $"{Name(path)} must be one of: {string.Join(", ", allowed.EnumerateArray().Select(a => a.GetRawText()))}.");
-        }
-        if (schema.TryGetProperty("const", out var constant) && !JsonElement.DeepEquals(constant, value))
-            Add(errors, path, $"{Name(path)} must be {constant.GetRawText()}.");
-
-        switch (value.ValueKind)
-        {
-            case JsonValueKind.Number when value.TryGetDouble(out var number):
-                CheckNumber(schema, number, path, errors);
-                break;
-            case JsonValueKind.String:
-                CheckString(schema, value.GetString()!, path, errors);
-                break;
-            case JsonValueKind.Object:
-                CheckObject(schema, value, path, errors, depth);
-                break;
-            case JsonValueKind.Array:
-                CheckArray(schema, value, path, errors, depth);
-                break;
-        }
-
-        CheckCombinations(schema, value, path, errors, depth);
     }
 
-    private static void CheckNumber(JsonElement schema, double number, string path, Dictionary<string, List<string>> errors)
+    private static void AllowNullInNullableEnums(JsonNode? node)
     {
-        if (Number(schema, "minimum") is { } min && number < min) Add(errors, path, $"{Name(path)} must be at least {Format(min)}.");
-        if (Number(schema, "maximum") is { } max && number > max) Add(errors, path, $"{Name(path)} must be at most {Format(max)}.");
-        if (Number(schema, "exclusiveMinimum") is { } xmin && number <= xmin) Add(errors, path, $"{Name(path)} must be greater than {Format(xmin)}.");
-        if (Number(schema, "exclusiveMaximum") is { } xmax && number >= xmax) Add(errors, path, $"{Name(path)} must be less than {Format(xmax)}.");
+        if (node is JsonObject schema && schema["enum"] is JsonArray values && values.All(v => v is not null) && IsOrHasNull(schema["type"])) values.Add(null);
+        IEnumerable<JsonNode?> children = node switch
+        {
+            JsonArray array => array,
+            JsonObject obj => obj.Where(p => p.Key is not ("enum" or "const" or "default" or "examples")).Select(p => p.Value),
+            _ => [],
+        };
+        foreach (var child in children) AllowNullInNullableEnums(child);
+
+        static bool IsOrHasNull(JsonNode? type) => type is JsonArray list ? list.Any(IsOrHasNull)
+            : type is JsonValue value && value.GetValueKind() == JsonValueKind.String && value.GetValue<string>() == "null";
     }
 
-    private static void CheckString(JsonElement schema, string text, string path, Dictionary<string, List<string>> errors)
+    /// <summary>
+    /// Files a failing node's messages (at <paramref name="path"/>) and those of the failing subschemas that decided it:
+    /// not those under not/if/contains, nor an anyOf/oneOf's failed branches when another branch matched. Returns true.
+    /// </summary>
+    private static bool Explain(EvaluationResults node, string path, JsonElement arguments, Dictionary<string, List<string>> errors)
     {
-        var length = text.EnumerateRunes().Count();
-        if (Number(schema, "minLength") is { } min && length < min) Add(errors, path, $"{Name(path)} must be at least {Format(min)} characters long.");
-        if (Number(schema, "maxLength") is { } max && length > max) Add(errors, path, $"{Name(path)} must be at most {Format(max)} characters long.");
-        if (schema.TryGetProperty("pattern", out var pattern) && pattern.ValueKind == JsonValueKind.String)
+        var field = path.Length == 0 ? RootField : path;
+        var (depth, at) = (node.EvaluationPath.SegmentCount, node.InstanceLocation.SegmentCount);
+        foreach (var (keyword, message) in node.Errors ?? [])
         {
-            try
+            if (keyword == "required" && Missing(message) is { } missing)
+                foreach (var name in missing) Add(errors, Join(path, name), $"{Join(path, name)} is required.");
+            else if (keyword == "" && depth > 0 && node.EvaluationPath[depth - 1].ToString() is "additionalProperties" or "unevaluatedProperties")
+                Add(errors, field, at == 1 ? $"{path} is not a parameter of this tool." : $"{path} is not a known field.");
+            else if (keyword == "type" && path.Length == 0 && arguments.ValueKind != JsonValueKind.Object)
+                Add(errors, field, NotAnObject(arguments));
+            else
+                Add(errors, field, $"{field}: {message}");
+        }
+        var reported = node.Errors is { Count: > 0 };
+        var children = (node.Details ?? []).ToLookup(c => c.EvaluationPath.SegmentCount > depth ? c.EvaluationPath[depth].ToString() : "");
+        foreach (var group in children)
+        {
+            var matched = group.Count(c => c.IsValid);
+            if (group.Key is "anyOf" or "oneOf" && matched > 0)
             {
-                if (!Regex.IsMatch(text, pattern.GetString()!, RegexOptions.None, TimeSpan.FromMilliseconds(100)))
-                    Add(errors, path, $"{Name(path)} must match the pattern {pattern.GetString()}.");
+                if (group.Key == "oneOf" && matched > 1) reported = Add(errors, field, $"{field}: {ErrorMessages.ReplaceToken(ErrorMessages.GetOneOf(Options.Culture), "count", matched)}");
+                continue;
             }
-            catch (ArgumentException)
+            if (group.Key is "not" or "if" or "contains") continue;
+            // JsonSchema.Net 8.0.5 numbers the items `items` checks after `prefixItems` from 0 (index 2 of a one-prefix
+            // tuple comes as /1); an `items` index below prefixItems' count shows it, and they are moved back.
+            var prefix = children["prefixItems"].Count();
+            var shift = group.Key == "items" && group.Any(c => Index(c.InstanceLocation, at) < prefix) ? prefix : 0;
+            foreach (var child in group.Where(c => !c.IsValid))
             {
-                // A pattern .NET cannot parse is the tool's problem, not the caller's.
-            }
-            catch (RegexMatchTimeoutException)
-            {
-            }
-        }
-    }
-
-    private static void CheckObject(JsonElement schema, JsonElement value, string path, Dictionary<string, List<string>> errors, int depth)
-    {
-        var properties = schema.TryGetProperty("properties", out var p) && p.ValueKind == JsonValueKind.Object ? p : default;
-        if (schema.TryGetProperty("required", out var required) && required.ValueKind == JsonValueKind.Array)
-        {
-            foreach (var name in required.EnumerateArray().Where(r => r.ValueKind == JsonValueKind.String).Select(r => r.GetString()!))
-            {
-                if (!value.TryGetProperty(name, out _)) Add(errors, Join(path, name), $"{name} is required.");
+                var childPath = child.InstanceLocation.SegmentCount <= at ? path
+                    : group.Key is "items" or "prefixItems" or "unevaluatedItems" or "additionalItems" && Index(child.InstanceLocation, at) is int index ? $"{path}[{index + shift}]"
+                    : Join(path, Segment(child.InstanceLocation, at));
+                reported = Explain(child, childPath, arguments, errors);
             }
         }
+        return reported || Add(errors, field, $"{field}: Value does not match the schema"); // e.g. a `not` it matched: the library says nothing
+    }
 
-        schema.TryGetProperty("additionalProperties", out var additional);
-        foreach (var property in value.EnumerateObject())
+    private static string Segment(JsonPointer location, int at) => location[at].ToString().Replace("~1", "/").Replace("~0", "~");
+
+    private static int? Index(JsonPointer location, int at) => location.SegmentCount > at && int.TryParse(Segment(location, at), out var index) ? index : null;
+
+    /// <summary>The names in the library's "Required properties [[missing]] are not present" (the token is a JSON array).</summary>
+    private static string[]? Missing(string message)
+    {
+        try
         {
-            var propertyPath = Join(path, property.Name);
-            if (properties.ValueKind == JsonValueKind.Object && properties.TryGetProperty(property.Name, out var propertySchema))
-                Check(propertySchema, property.Value, propertyPath, errors, depth + 1);
-            else if (additional.ValueKind == JsonValueKind.False)
-                Add(errors, propertyPath, $"{property.Name} is not a parameter of this tool.");
-            else if (additional.ValueKind == JsonValueKind.Object)
-                Check(additional, property.Value, propertyPath, errors, depth + 1);
+            var names = JsonElement.Parse(message[message.IndexOf('[')..(message.LastIndexOf(']') + 1)]);
+            return [.. names.EnumerateArray().Where(e => e.ValueKind == JsonValueKind.String).Select(e => e.GetString()!)];
+        }
+        catch (Exception e) when (e is JsonException or ArgumentOutOfRangeException or InvalidOperationException)
+        {
+            return null; // then the library's sentence is reported under the object
         }
     }
 
-    private static void CheckArray(JsonElement schema, JsonElement value, string path, Dictionary<string, List<string>> errors, int depth)
+    private static bool Add(Dictionary<string, List<string>> errors, string field, string message)
     {
-        var count = value.GetArrayLength();
-        if (Number(schema, "minItems") is { } min && count < min) Add(errors, path, $"{Name(path)} must have at least {Format(min)} items.");
-        if (Number(schema, "maxItems") is { } max && count > max) Add(errors, path, $"{Name(path)} must have at most {Format(max)} items.");
-        if (schema.TryGetProperty("items", out var items) && items.ValueKind is JsonValueKind.Object or JsonValueKind.False)
-        {
-            var i = 0;
-            foreach (var item in value.EnumerateArray()) Check(items, item, $"{path}[{i++}]", errors, depth + 1);
-        }
+        if (!errors.TryGetValue(field, out var list)) errors[field] = list = [];
+        if (!list.Contains(message)) list.Add(message);
+        return true;
     }
 
-    private static void CheckCombinations(JsonElement schema, JsonElement value, string path, Dictionary<string, List<string>> errors, int depth)
+    private static string NotAnObject(JsonElement arguments) => "The arguments must be an object, not " + arguments.ValueKind switch
     {
-        if (schema.TryGetProperty("allOf", out var all) && all.ValueKind == JsonValueKind.Array)
-        {
-            foreach (var branch in all.EnumerateArray()) Check(branch, value, path, errors, depth + 1);
-        }
-        foreach (var keyword in new[] { "anyOf", "oneOf" })
-        {
-            if (!schema.TryGetProperty(keyword, out var branches) || branches.ValueKind != JsonValueKind.Array) continue;
-            // Accept when any branch accepts (oneOf's "exactly one" is not enforced: a lenient check never blocks a valid call).
-            var matches = branches.EnumerateArray().Any(branch =>
-            {
-                var branchErrors = new Dictionary<string, List<string>>();
-                Check(branch, value, path, branchErrors, depth + 1);
-                return branchErrors.Count == 0;
-            });
-            if (!matches) Add(errors, path, $"{Name(path)} does not match any of the forms this tool accepts.");
-        }
-    }
-
-    private static bool TypeMatches(JsonElement type, JsonElement value) => type.ValueKind switch
-    {
-        JsonValueKind.String => IsOfType(type.GetString()!, value),
-        JsonValueKind.Array => type.EnumerateArray().Any(t => t.ValueKind == JsonValueKind.String && IsOfType(t.GetString()!, value)),
-        _ => true,
+        JsonValueKind.Array => "an array.", JsonValueKind.String => "a string.", JsonValueKind.Number => "a number.",
+        JsonValueKind.True or JsonValueKind.False => "a boolean.", JsonValueKind.Null => "null.", _ => "nothing.",
     };
-
-    private static bool IsOfType(string type, JsonElement value) => type switch
-    {
-        "object" => value.ValueKind == JsonValueKind.Object,
-        "array" => value.ValueKind == JsonValueKind.Array,
-        "string" => value.ValueKind == JsonValueKind.String,
-        "number" => value.ValueKind == JsonValueKind.Number,
-        // JSON Schema counts 5.0 as an integer.
-        "integer" => value.ValueKind == JsonValueKind.Number && value.TryGetDouble(out var number) && Math.Floor(number) == number,
-        "boolean" => value.ValueKind is JsonValueKind.True or JsonValueKind.False,
-        "null" => value.ValueKind == JsonValueKind.Null,
-        _ => true,
-    };
-
-    private static string Describe(JsonElement type) => type.ValueKind == JsonValueKind.Array
-        ? string.Join(" or ", type.EnumerateArray().Select(t => Article(t.GetString() ?? "")))
-        : Article(type.GetString() ?? "");
-
-    private static string Article(string type) => type switch
-    {
-        "object" or "array" or "integer" => "an " + type,
-        "null" => "null",
-        _ => "a " + type,
-    };
-
-    private static string KindOf(JsonElement value) => value.ValueKind switch
-    {
-        JsonValueKind.Object => "an object",
-        JsonValueKind.Array => "an array",
-        JsonValueKind.String => "a string",
-        JsonValueKind.Number => "a number",
-        JsonValueKind.True or JsonValueKind.False => "a boolean",
-        JsonValueKind.Null => "null",
-        _ => "missing",
-    };
-
-    private static double? Number(JsonElement schema, string keyword) =>
-        schema.TryGetProperty(keyword, out var n) && n.ValueKind == JsonValueKind.Number ? n.GetDouble() : null;
-
-    private static string Format(double number) => number.ToString(CultureInfo.InvariantCulture);
 
     private static string Join(string path, string name) => path.Length == 0 ? name : $"{path}.{name}";
-
-    private static string Name(string path) => path.Length == 0 ? "The arguments" : path;
-
-    private static void Add(Dictionary<string, List<string>> errors, string path, string message)
-    {
-        var key = path.Length == 0 ? RootField : path;
-        if (!errors.TryGetValue(key, out var list)) errors[key] = list = [];
-        list.Add(message);
-    }
 }

@@ -84,7 +84,7 @@ public sealed class GuardedToolTests
 
         Assert.Equal(0, calls);
         Assert.Equal("invalid_arguments", result.GetProperty("outcome").GetString());
-        Assert.Contains("count must be an integer", result.GetProperty("fields").GetProperty("count")[0].GetString());
+        Assert.StartsWith("count: Value is \"string\" but should be \"integer\"", result.GetProperty("fields").GetProperty("count")[0].GetString());
     }
 
     [Fact]

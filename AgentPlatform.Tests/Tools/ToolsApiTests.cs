@@ -123,7 +123,7 @@ public sealed class ToolsApiTests(PlatformFixture platform)
         var errors = (await outOfRange.JsonAsync())["errors"]!;
         Assert.Equal(HttpStatusCode.BadRequest, outOfRange.StatusCode);
         Assert.Contains("at most 50", errors["limit"]![0]!.GetValue<string>());
-        Assert.Contains("must be one of", errors["status"]![0]!.GetValue<string>());
+        Assert.Contains("one of the values specified by the enum", errors["status"]![0]!.GetValue<string>());
         Assert.Equal(HttpStatusCode.BadRequest, notAnObject.StatusCode);
         Assert.NotNull((await notAnObject.JsonAsync())["errors"]!["arguments"]);
         Assert.Equal(HttpStatusCode.BadRequest, notJson.StatusCode);
