@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# ./test.sh — every test that can run on this machine, from a clean clone.
+# ./test.sh — every test that can run on this machine, from a clean clone: the unit and integration
+# tests (AgentPlatform.Tests), then the Aspire AppHost tests (AgentPlatform.AppHost.Tests), which start
+# the real AppHost with DCP and the dashboard from NuGet, in existing-server mode.
 # The test fixtures start their own throwaway Redis and Postgres (free ports, temp dirs) and stop
-# them; this script only makes sure the binaries are installed. The Aspire AppHost tests need
-# nuget.org and a container runtime and are not part of this run (see docs/aspire.md).
+# them; this script only makes sure the binaries are installed.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -22,19 +23,26 @@ RESULTS="$(pwd)/TestResults"
 rm -rf "$RESULTS"
 
 dotnet build AgentPlatform.slnx -c "$CONFIGURATION" -nologo -v quiet
-set +e
-dotnet test AgentPlatform.Tests -c "$CONFIGURATION" --no-build -nologo \
-  --logger "trx;LogFileName=results.trx" --results-directory "$RESULTS" "$@"
-status=$?
-set -e
 
-# One plain closing line for any reader: "N passed, N failed, N skipped".
-trx="$RESULTS/results.trx"
-if [ -f "$trx" ]; then
+# One project after the other: the machine has two cores, and each suite starts its own servers.
+status=0
+for project in AgentPlatform.Tests AgentPlatform.AppHost.Tests; do
+  set +e
+  dotnet test "$project" -c "$CONFIGURATION" --no-build -nologo \
+    --logger "trx;LogFileName=$project.trx" --results-directory "$RESULTS" "$@"
+  code=$?
+  set -e
+  [ $code -eq 0 ] || status=$code
+done
+
+# One plain closing line for any reader: "N passed, N failed, N skipped", over both suites.
+passed=0; failed=0; skipped=0
+for trx in "$RESULTS"/*.trx; do
+  [ -f "$trx" ] || continue
   counters=$(grep -o '<Counters [^>]*>' "$trx" | head -n 1)
-  get() { printf '%s' "$counters" | grep -o "$1=\"[0-9]*\"" | grep -o '[0-9]*'; }
-  passed=$(get passed); failed=$(get failed); total=$(get total); executed=$(get executed)
-  skipped=$(( ${total:-0} - ${executed:-0} ))
-  echo "${passed:-0} passed, ${failed:-0} failed, ${skipped} skipped"
-fi
+  get() { printf '%s' "$counters" | grep -o " $1=\"[0-9]*\"" | grep -o '[0-9]*' || echo 0; }
+  passed=$((passed + $(get passed))); failed=$((failed + $(get failed)))
+  skipped=$((skipped + $(get total) - $(get executed)))
+done
+echo "$passed passed, $failed failed, $skipped skipped"
 exit $status
