@@ -7,7 +7,8 @@ namespace AgentPlatform.AppHost.Tests;
 
 /// <summary>
 /// Starts the real AppHost once for the collection, in existing-server mode (no container runtime here):
-/// throwaway Redis and Postgres processes and the LLM double are handed to it as connection strings, and
+/// throwaway Redis and Postgres processes, the LLM double and the Qdrant gRPC double are handed to it as connection
+/// strings, and
 /// DCP runs the Api and the Worker as processes, with the dashboard on.
 /// </summary>
 public sealed class AppHostFixture : IAsyncLifetime
@@ -24,6 +25,7 @@ public sealed class AppHostFixture : IAsyncLifetime
     public PostgresServer Postgres { get; private set; } = null!;
     public RedisServer Redis { get; private set; } = null!;
     public LlmDouble Llm { get; private set; } = null!;
+    public QdrantDouble Qdrant { get; private set; } = null!;
     public Uri DashboardUrl { get; private set; } = null!;
     public DateTimeOffset StartedAt { get; private set; }
 
@@ -32,6 +34,7 @@ public sealed class AppHostFixture : IAsyncLifetime
         Postgres = await PostgresServer.StartAsync();
         Redis = await RedisServer.StartAsync();
         Llm = await LlmDouble.StartAsync();
+        Qdrant = await QdrantDouble.StartAsync();
         var database = await Postgres.CreateDatabaseAsync("agentdb");
 
         var appHost = await DistributedApplicationTestingBuilder.CreateAsync<Projects.AgentPlatform_AppHost>(
@@ -39,6 +42,7 @@ public sealed class AppHostFixture : IAsyncLifetime
             [
                 $"ConnectionStrings:redis={Redis.ConnectionString}",
                 $"ConnectionStrings:agentdb={database}",
+                $"ConnectionStrings:qdrant={Qdrant.ConnectionString("apphost-qdrant-key")}",
                 $"ConnectionStrings:openai=Endpoint={Llm.BaseUrl};Key=apphost-test-provider-key;Model={Model}",
                 $"Auth:AdminKey={AdminKey}",
                 $"AppHost:DashboardApiKey={DashboardApiKey}",
@@ -81,6 +85,7 @@ public sealed class AppHostFixture : IAsyncLifetime
     {
         if (_app is not null) await _app.DisposeAsync();
         if (Llm is not null) await Llm.DisposeAsync();
+        if (Qdrant is not null) await Qdrant.DisposeAsync();
         if (Redis is not null) await Redis.DisposeAsync();
         if (Postgres is not null) await Postgres.DisposeAsync();
     }

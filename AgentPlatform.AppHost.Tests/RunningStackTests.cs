@@ -8,7 +8,7 @@ namespace AgentPlatform.AppHost.Tests;
 public sealed class RunningStackTests(AppHostFixture host)
 {
     [Fact]
-    public async Task Api_started_by_the_apphost_reports_its_stores_and_the_worker_healthy()
+    public async Task Api_started_by_the_apphost_reports_its_stores_qdrant_and_the_worker_healthy()
     {
         using var client = host.Client(apiKey: null);
 
@@ -19,6 +19,9 @@ public sealed class RunningStackTests(AppHostFixture host)
         Assert.Equal("healthy", checks.GetProperty("postgres").GetString());
         Assert.Equal("healthy", checks.GetProperty("redis").GetString());
         Assert.Equal("healthy", checks.GetProperty("worker").GetString());
+        // ConnectionStrings__qdrant reached the Api, whose Qdrant client called the double over gRPC with the key.
+        Assert.Equal("healthy", checks.GetProperty("qdrant").GetString());
+        Assert.Contains(host.Qdrant.Calls, call => call is ("qdrant.Qdrant/HealthCheck", "apphost-qdrant-key"));
     }
 
     [Fact]
