@@ -173,8 +173,10 @@ TXT
 (
   last="healthy"
   while sleep 5; do
-    now=$(curl -s --max-time 4 "$URL/health" 2>/dev/null | sed -n 's/^{"status":"\([a-z]*\)".*/\1/p')
-    now=${now:-"not answering"}
+    body=$(curl -s --max-time 4 "$URL/health" 2>/dev/null || true)
+    now=$(printf '%s' "$body" | sed -n 's/^{"status":"\([a-z]*\)".*/\1/p')
+    failing=$(printf '%s' "$body" | sed -n 's/.*"checks":{\([^}]*\)}.*/\1/p' | grep -o '"[a-z]*":"\(degraded\|unhealthy\)"' | tr -d '"' | tr '\n' ' ' || true)
+    now="${now:-not answering}${failing:+ ($failing)}"
     if [ "$now" != "$last" ]; then
       printf '\033[1m==>\033[0m Api /health: %s (details in the dashboard: %s)\n' "$now" "${DASHBOARD%%/login*}"
       last=$now

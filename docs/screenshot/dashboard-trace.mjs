@@ -20,6 +20,7 @@ try {
     [`${base}/traces/detail/${traceId}`, 'dashboard-trace.png', 'agent.task'],
     [`${base}/`, 'dashboard-resources.png', 'worker'],
     [`${base}/traces`, 'dashboard-traces.png', 'POST /agent/execute'],
+    [`${base}/metrics/resource/api?meter=AgentPlatform&instrument=agent_requests_total`, 'dashboard-metrics.png', 'agent_task_queue_depth'],
   ];
   for (const [url, file, text] of shots) {
     await page.goto(url);
