@@ -24,7 +24,7 @@ public sealed class AppModelTests
         var endpoints = qdrant.Annotations.OfType<EndpointAnnotation>().ToDictionary(e => e.Name);
         Assert.Equal(6333, endpoints["http"].TargetPort);
         Assert.Equal(6334, endpoints["grpc"].TargetPort);
-        Assert.Equal("http2", endpoints["grpc"].Transport);
+        Assert.Equal("tcp", endpoints["grpc"].UriScheme);
         Assert.NotEmpty(qdrant.Annotations.OfType<HealthCheckAnnotation>());
         Assert.IsAssignableFrom<IResourceWithConnectionString>(resources["qdrant-http"]);
 
@@ -102,7 +102,11 @@ public sealed class AppModelTests
             Assert.False(resources.GetProperty("postgres").TryGetProperty("volumes", out _), "no data volume on Azure Files");
             var grpc = resources.GetProperty("qdrant").GetProperty("bindings").GetProperty("grpc");
             Assert.Equal(6334, grpc.GetProperty("targetPort").GetInt32());
-            Assert.Equal("http2", grpc.GetProperty("transport").GetString());
+            Assert.Equal("tcp", grpc.GetProperty("scheme").GetString());
+            Assert.False(grpc.TryGetProperty("external", out var external) && external.GetBoolean());
+            // The services still get an http:// endpoint for gRPC, built from the binding's host and port.
+            Assert.Equal("Endpoint=http://{qdrant.bindings.grpc.host}:{qdrant.bindings.grpc.port};Key={qdrant-key.value}",
+                resources.GetProperty("qdrant").GetProperty("connectionString").GetString());
         }
         finally
         {

@@ -32,14 +32,15 @@ public sealed class QdrantServerResource(string name, ParameterResource apiKey) 
     public ParameterResource ApiKey { get; } = apiKey;
 
     public ReferenceExpression ConnectionStringExpression =>
-        ReferenceExpression.Create($"Endpoint={this.GetEndpoint("grpc").Property(EndpointProperty.Url)};Key={ApiKey}");
+        ReferenceExpression.Create(
+            $"Endpoint=http://{this.GetEndpoint("grpc").Property(EndpointProperty.Host)}:{this.GetEndpoint("grpc").Property(EndpointProperty.Port)};Key={ApiKey}");
 }
 
 public static class QdrantContainerExtensions
 {
     /// <summary>
     /// Qdrant as a container resource, since Aspire.Hosting.Qdrant is not on our package mirror: REST on 6333,
-    /// gRPC on 6334 (HTTP/2, so Azure Container Apps exposes it as an additional internal port), an API key,
+    /// gRPC on 6334 (declared as TCP, so Azure Container Apps exposes it as an additional internal port), an API key,
     /// and a health check on /readyz (which Qdrant answers without the key).
     /// </summary>
     public static QdrantResources AddQdrantContainer(this IDistributedApplicationBuilder builder, string name)
@@ -49,8 +50,9 @@ public static class QdrantContainerExtensions
         var container = builder.AddResource(new QdrantServerResource(name, apiKey.Resource))
             .WithImage(QdrantResources.Image, QdrantResources.Tag)
             .WithHttpEndpoint(targetPort: 6333, name: "http")
-            .WithHttpEndpoint(targetPort: 6334, name: "grpc")
-            .WithEndpoint("grpc", endpoint => endpoint.Transport = "http2")
+            // A plain TCP endpoint, though it carries gRPC (HTTP/2): Container Apps gives an app one HTTP ingress, and
+            // exposes further ports as TCP ones. The connection string still says http://, which Qdrant.Client needs.
+            .WithEndpoint(targetPort: 6334, name: "grpc", scheme: "tcp")
             .WithEnvironment("QDRANT__SERVICE__API_KEY", apiKey)
             .WithEnvironment("QDRANT__TELEMETRY_DISABLED", "true")
             .WithHttpHealthCheck("/readyz", endpointName: "http");
