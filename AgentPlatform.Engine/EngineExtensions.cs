@@ -166,6 +166,9 @@ public static class EngineExtensions
         services.AddSingleton<AgentInvoker>();
         services.AddSingleton<TaskExecutor>();
         services.AddSingleton<TaskEvents>();
+        // Both services listen: the Api wakes long-polls with it, and a running task (sync or async) hears its cancel.
+        services.AddHostedService(sp => sp.GetRequiredService<TaskEvents>());
+        services.AddSingleton<TaskLeases>();
         services.AddSingleton<PromptInjectionDetector>();
         services.AddSingleton<RequestRateLimiter>();
         services.AddScoped<ApiKeyStore>();

@@ -8,6 +8,8 @@ public static class WorkerExtensions
     public static IHostApplicationBuilder AddWorkerServices(this IHostApplicationBuilder builder)
     {
         var queue = builder.Configuration.GetSection(QueueOptions.SectionName).Get<QueueOptions>() ?? new QueueOptions();
+        // Expired leases and jobless tasks are swept every few seconds, not by a once-a-minute recurring job.
+        builder.Services.AddHostedService<QueueMaintenanceService>();
         builder.Services.AddHangfireServer(server =>
         {
             server.ServerName = $"worker:{Environment.MachineName}:{Environment.ProcessId}";
@@ -24,10 +26,7 @@ public static class WorkerExtensions
         return builder;
     }
 
-    public static void ScheduleMaintenance(this IHost host)
-    {
-        var jobs = host.Services.GetRequiredService<IRecurringJobManager>();
-        jobs.AddOrUpdate<QueueMaintenanceJob>("requeue-orphaned-tasks",
-            job => job.RequeueOrphansAsync(CancellationToken.None), Cron.Minutely());
-    }
+    /// <summary>Removes the once-a-minute maintenance job earlier versions registered; <see cref="QueueMaintenanceService"/> replaced it.</summary>
+    public static void ScheduleMaintenance(this IHost host) =>
+        host.Services.GetRequiredService<IRecurringJobManager>().RemoveIfExists("requeue-orphaned-tasks");
 }

@@ -49,8 +49,9 @@ public static class AgentTaskApi
 
     /// <summary>What the task handlers need, as one scoped service (not a validated [AsParameters] type).</summary>
     public sealed class TaskServices(AgentDbContext db, AgentRegistry agents, AgentRouter router, AgentStats stats, TaskQueue queue,
-        TaskRunner runner, TaskEvents events)
+        TaskRunner runner, TaskEvents events, TaskLeases leases)
     {
+        public TaskLeases Leases { get; } = leases;
         public AgentDbContext Db { get; } = db;
         public AgentRegistry Agents { get; } = agents;
         public AgentRouter Router { get; } = router;
@@ -107,10 +108,12 @@ public static class AgentTaskApi
             SessionId = request.SessionId,
             WebhookUrl = request.WebhookUrl,
             IsAsync = request.AsyncExecution,
-            // A sync task runs right here, so it is stored already claimed.
+            // A sync task runs right here, so it is stored already claimed, under this request's lease.
             Status = request.AsyncExecution ? TaskStatus.Queued : TaskStatus.Running,
             StartedAt = request.AsyncExecution ? null : DateTimeOffset.UtcNow,
             Attempts = request.AsyncExecution ? 0 : 1,
+            LeaseOwner = request.AsyncExecution ? null : Guid.NewGuid(),
+            LeaseExpiresAt = request.AsyncExecution ? null : DateTimeOffset.UtcNow + services.Leases.Duration,
             IdempotencyKey = idempotencyKey,
             RequestHash = hash,
             TraceParent = Activity.Current?.Id,

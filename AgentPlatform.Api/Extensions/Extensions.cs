@@ -60,7 +60,6 @@ public static class Extensions
 
         // Migrations and the stored agents load in the background: the Api answers /health while Postgres is not there yet.
         services.AddBackgroundEnginePreparation();
-        services.AddHostedService(sp => sp.GetRequiredService<TaskEvents>());
         services.AddHostedService<QueueDepthGauge>();
         services.AddScoped<Apis.AgentTaskApi.TaskServices>();
         services.AddSingleton<RateLimitFilter>();

@@ -30,6 +30,10 @@ public sealed class AgentTask
     public string? ToolCallsJson { get; set; }
     /// <summary>How many times a worker has started this task (a crash or shutdown makes it more than one).</summary>
     public int Attempts { get; set; }
+    /// <summary>The run that holds the task while it is running (a token per run, not per process).</summary>
+    public Guid? LeaseOwner { get; set; }
+    /// <summary>Until when the holder's claim stands; the holder renews it, and after it another run may take over.</summary>
+    public DateTimeOffset? LeaseExpiresAt { get; set; }
 
     public string? IdempotencyKey { get; set; }
     public string? RequestHash { get; set; }

@@ -1,20 +1,70 @@
 using AgentPlatform.Engine.Data;
+using AgentPlatform.Engine.Telemetry;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Npgsql;
 
 namespace AgentPlatform.Engine.Tasks;
 
 /// <summary>
-/// Recurring Worker job: re-enqueues accepted async tasks whose Hangfire job was never created, and
-/// ends sync tasks whose Api instance died mid-request (nobody is left to answer them).
+/// The Worker's sweep, every <see cref="QueueOptions.MaintenanceInterval"/>: hands on every running task whose lease
+/// expired (its Worker or Api died) — an async task goes back to the queue, or fails once it used its attempts; a sync
+/// task fails, since nobody is left to answer — and re-enqueues accepted async tasks whose Hangfire job was never
+/// created. Each step is one conditional UPDATE … RETURNING, so several Workers sweeping at once hand a task on once.
 /// </summary>
-public sealed class QueueMaintenanceJob(AgentDbContext db, TaskQueue queue, ILogger<QueueMaintenanceJob> logger)
+public sealed class QueueMaintenanceJob(AgentDbContext db, NpgsqlDataSource dataSource, TaskQueue queue, TaskEvents events,
+    IOptions<QueueOptions> options, ILogger<QueueMaintenanceJob> logger)
 {
     public static readonly TimeSpan OrphanAge = TimeSpan.FromSeconds(30);
-    public static readonly TimeSpan AbandonedSyncAge = TimeSpan.FromMinutes(30);
+    public const string AbandonedSync = "The Api instance running this sync task stopped before it finished.";
 
-    public async Task RequeueOrphansAsync(CancellationToken cancellationToken)
+    public static string GaveUp(int attempts) =>
+        $"Gave up after {attempts} attempts: each run stopped before it finished (its Worker stopped or crashed).";
+
+    public async Task RunAsync(CancellationToken cancellationToken)
     {
+        var maxAttempts = options.Value.MaxAttempts;
+        await using (var sweep = dataSource.CreateCommand(
+            """
+            UPDATE agent_tasks SET
+                "Status" = CASE WHEN NOT "IsAsync" OR "Attempts" >= $1 THEN 'failed' ELSE 'queued' END,
+                "Error" = CASE WHEN NOT "IsAsync" THEN $2 WHEN "Attempts" >= $1 THEN $3 ELSE "Error" END,
+                "CompletedAt" = CASE WHEN NOT "IsAsync" OR "Attempts" >= $1 THEN now() END,
+                "LeaseOwner" = NULL, "LeaseExpiresAt" = NULL
+            WHERE "Status" = 'running' AND ("LeaseExpiresAt" IS NULL OR "LeaseExpiresAt" < now())
+            RETURNING "Id", "Status"
+            """))
+        {
+            sweep.Parameters.Add(new NpgsqlParameter { Value = maxAttempts });
+            sweep.Parameters.Add(new NpgsqlParameter { Value = AbandonedSync });
+            sweep.Parameters.Add(new NpgsqlParameter { Value = GaveUp(maxAttempts) });
+            List<(Guid Id, string Status)> handedOn = [];
+            await using (var reader = await sweep.ExecuteReaderAsync(cancellationToken))
+            {
+                while (await reader.ReadAsync(cancellationToken)) handedOn.Add((reader.GetGuid(0), reader.GetString(1)));
+            }
+            foreach (var (id, status) in handedOn)
+            {
+                var task = await db.Tasks.AsNoTracking().FirstAsync(t => t.Id == id, cancellationToken);
+                if (status == TaskStatus.Queued)
+                {
+                    await queue.EnqueueAsync(task, cancellationToken);
+                    logger.LogWarning("Task {TaskId}'s run stopped renewing its lease; enqueued it again (attempt {Attempt} of {Max})",
+                        id, task.Attempts + 1, maxAttempts);
+                }
+                else
+                {
+                    logger.LogWarning("Task {TaskId}'s run stopped renewing its lease; failed: {Error}", id, task.Error);
+                    PlatformTelemetry.RecordTask(task.Agent, TaskStatus.Failed, TimeSpan.Zero);
+                    if (task is { IsAsync: true, WebhookUrl: not null }) queue.EnqueueWebhook(task);
+                }
+                await events.PublishAsync(id);
+            }
+        }
+
         var cutoff = DateTimeOffset.UtcNow - OrphanAge;
         var orphans = await db.Tasks.AsNoTracking()
             .Where(t => t.IsAsync && t.Status == TaskStatus.Queued && t.JobId == null && t.CreatedAt < cutoff)
@@ -24,14 +74,27 @@ public sealed class QueueMaintenanceJob(AgentDbContext db, TaskQueue queue, ILog
             await queue.EnqueueAsync(task, cancellationToken);
             logger.LogWarning("Task {TaskId} had no job; enqueued it again", task.Id);
         }
+    }
+}
 
-        var abandonedBefore = DateTimeOffset.UtcNow - AbandonedSyncAge;
-        var abandoned = await db.Tasks
-            .Where(t => !t.IsAsync && t.Status == TaskStatus.Running && t.StartedAt < abandonedBefore)
-            .ExecuteUpdateAsync(s => s
-                .SetProperty(t => t.Status, TaskStatus.Failed)
-                .SetProperty(t => t.Error, "The Api instance running this sync task stopped before it finished.")
-                .SetProperty(t => t.CompletedAt, DateTimeOffset.UtcNow), cancellationToken);
-        if (abandoned > 0) logger.LogWarning("Marked {Count} abandoned sync tasks as failed", abandoned);
+/// <summary>Runs <see cref="QueueMaintenanceJob"/> in the Worker, every few seconds (Hangfire's recurring jobs go by the minute).</summary>
+public sealed class QueueMaintenanceService(IServiceScopeFactory scopes, IOptions<QueueOptions> options, ILogger<QueueMaintenanceService> logger)
+    : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(options.Value.MaintenanceInterval);
+        while (await timer.WaitForNextTickAsync(stoppingToken))
+        {
+            try
+            {
+                await using var scope = scopes.CreateAsyncScope();
+                await scope.ServiceProvider.GetRequiredService<QueueMaintenanceJob>().RunAsync(stoppingToken);
+            }
+            catch (Exception e) when (e is NpgsqlException or InvalidOperationException or DbUpdateException && !stoppingToken.IsCancellationRequested)
+            {
+                logger.LogWarning("Queue maintenance skipped a round: {Message}", e.Message);
+            }
+        }
     }
 }

@@ -21,4 +21,19 @@ public sealed class QueueOptions
     public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
     public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// How long a run's claim on a task stands without renewal. The run renews it every third of this; a run
+    /// whose process died loses the task this long after its last renewal, and the maintenance sweep hands it on.
+    /// </summary>
+    public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How many runs a task gets (crashes, lost leases); past this it ends as failed instead of looping.</summary>
+    public int MaxAttempts { get; set; } = 3;
+
+    /// <summary>How often a Worker sweeps for expired leases and tasks without a job.</summary>
+    public TimeSpan MaintenanceInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long a finished run keeps trying to record its result (a database outage) before giving up.</summary>
+    public TimeSpan RecordResultTimeout { get; set; } = TimeSpan.FromMinutes(2);
 }

@@ -17,6 +17,7 @@ public sealed class TaskEvents(NpgsqlDataSource dataSource, ILogger<TaskEvents> 
     private static readonly TimeSpan Reread = TimeSpan.FromSeconds(2);
 
     private readonly ConcurrentDictionary<Guid, TaskCompletionSource> _waiters = new();
+    private readonly ConcurrentDictionary<Guid, Action> _watchers = new();
 
     public Task PublishAsync(Guid taskId) => PostgresChannel.PublishAsync(dataSource, Channel, taskId.ToString(), logger);
 
@@ -40,9 +41,23 @@ public sealed class TaskEvents(NpgsqlDataSource dataSource, ILogger<TaskEvents> 
         }
     }
 
+    /// <summary>Calls <paramref name="onChange"/> whenever the task is signalled as changed, until disposed (one watcher per task).</summary>
+    public IDisposable Watch(Guid taskId, Action onChange)
+    {
+        _watchers[taskId] = onChange;
+        return new Unwatch(this, taskId, onChange);
+    }
+
+    private sealed record Unwatch(TaskEvents Events, Guid TaskId, Action OnChange) : IDisposable
+    {
+        public void Dispose() => Events._watchers.TryRemove(KeyValuePair.Create(TaskId, OnChange));
+    }
+
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
         PostgresChannel.ListenAsync(dataSource, Channel, payload =>
         {
-            if (Guid.TryParse(payload, out var id) && _waiters.TryRemove(id, out var waiter)) waiter.TrySetResult();
+            if (!Guid.TryParse(payload, out var id)) return;
+            if (_waiters.TryRemove(id, out var waiter)) waiter.TrySetResult();
+            if (_watchers.TryGetValue(id, out var watcher)) watcher();
         }, () => Task.CompletedTask, logger, stoppingToken);
 }

@@ -9,6 +9,8 @@ using AgentPlatform.Engine.Telemetry;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Npgsql;
 
 namespace AgentPlatform.Engine.Tasks;
 
@@ -23,11 +25,13 @@ public enum CancellationOutcome
 
 /// <summary>
 /// Runs one task to a final state, the same way in the Api (sync) and in the Worker (async).
-/// Every state change is a conditional update, so a task that is re-run, cancelled or taken over
-/// after a crash never completes twice.
+/// Each run claims the task with a lease of its own (<see cref="TaskLease"/>): a second runner (a Hangfire retry,
+/// a re-fetched or duplicate job) backs off while the first one lives, and takes over only once its lease expired.
+/// Every state change is a conditional update on the lease, so a task never completes twice.
 /// </summary>
 public sealed class TaskRunner(
-    AgentDbContext db, AgentRegistry agents, AgentRouter router, TaskExecutor executor, TaskEvents events, ILogger<TaskRunner> logger)
+    AgentDbContext db, AgentRegistry agents, AgentRouter router, TaskExecutor executor, TaskEvents events, TaskLeases leases,
+    IOptions<QueueOptions> queue, ILogger<TaskRunner> logger)
 {
     /// <summary>Runs a stored task (the Worker's path): loads it, claims it, executes it.</summary>
     public async Task<AgentTask?> RunAsync(Guid taskId, CancellationOutcome onCancel, CancellationToken cancellationToken)
@@ -46,43 +50,87 @@ public sealed class TaskRunner(
             return task;
         }
 
+        // Queued, or running under a lease that expired (its run died). DateTimeOffset.UtcNow is Postgres's now() here:
+        // one clock for every instance.
+        var owner = Guid.NewGuid();
+        var (lease, maxAttempts) = (queue.Value.LeaseDuration, queue.Value.MaxAttempts);
         var startedAt = DateTimeOffset.UtcNow;
         var claimed = await db.Tasks
-            .Where(t => t.Id == task.Id && (t.Status == TaskStatus.Queued || t.Status == TaskStatus.Running))
+            .Where(t => t.Id == task.Id && t.Attempts < maxAttempts && (t.Status == TaskStatus.Queued
+                || (t.Status == TaskStatus.Running && (t.LeaseExpiresAt == null || t.LeaseExpiresAt < DateTimeOffset.UtcNow))))
             .ExecuteUpdateAsync(s => s
                 .SetProperty(t => t.Status, TaskStatus.Running)
                 .SetProperty(t => t.StartedAt, startedAt)
-                .SetProperty(t => t.Attempts, t => t.Attempts + 1), CancellationToken.None);
-        if (claimed == 0) return await ReloadAsync(task.Id);
+                .SetProperty(t => t.Attempts, t => t.Attempts + 1)
+                .SetProperty(t => t.LeaseOwner, owner)
+                .SetProperty(t => t.LeaseExpiresAt, t => DateTimeOffset.UtcNow + lease), CancellationToken.None);
+        if (claimed == 0) return await GiveUpOrBackOffAsync(task.Id, maxAttempts);
         task.Status = TaskStatus.Running;
         task.StartedAt = startedAt;
         task.Attempts++;
+        task.LeaseOwner = owner;
         await events.PublishAsync(task.Id);
+
+        await using var held = leases.Keep(task.Id, owner);
+        if (await db.ApiKeys.AsNoTracking().AnyAsync(k => k.Id == task.ApiKeyId && k.RevokedAt != null, CancellationToken.None))
+        {
+            return await FinishAsync(task, TaskStatus.Failed, task.Agent, null, "The API key that submitted this task was revoked; it was not run.",
+                null, null, task.RoutingJson, null, TimeSpan.Zero);
+        }
         await agents.EnsureLoadedAsync();
-        return await ExecuteAsync(task, await CallerOfAsync(task.ApiKeyId), onCancel, cancellationToken);
+        return await ExecuteAsync(task, await CallerOfAsync(task.ApiKeyId), onCancel, held, cancellationToken);
     }
 
     /// <summary>
-    /// Runs a task its caller has just stored as running (the Api's sync path), saving the load and
-    /// claim round trips; nobody long-polls a sync task, so no change signals are sent either.
+    /// Runs a task its caller has just stored as running under <paramref name="owner"/>'s lease (the Api's sync path),
+    /// saving the load and claim round trips; nobody long-polls a sync task, so no change signals are sent either.
     /// </summary>
     public async Task<AgentTask> RunClaimedAsync(AgentTask task, ToolCaller caller, CancellationToken cancellationToken)
     {
         using var scope = logger.BeginScope(new Dictionary<string, object> { ["TaskId"] = task.Id, ["ApiKeyId"] = task.ApiKeyId });
-        return (await ExecuteAsync(task, caller, CancellationOutcome.Cancel, cancellationToken))!;
+        await using var held = leases.Keep(task.Id, task.LeaseOwner ?? throw new InvalidOperationException("A claimed task has a lease owner."));
+        return (await ExecuteAsync(task, caller, CancellationOutcome.Cancel, held, cancellationToken))!;
     }
 
-    private async Task<AgentTask?> ExecuteAsync(AgentTask task, ToolCaller caller, CancellationOutcome onCancel, CancellationToken cancellationToken)
+    /// <summary>The claim failed: the task is final, held by a live run, or out of attempts (then it fails, once).</summary>
+    private async Task<AgentTask?> GiveUpOrBackOffAsync(Guid taskId, int maxAttempts)
+    {
+        var failed = await db.Tasks
+            .Where(t => t.Id == taskId && t.Attempts >= maxAttempts && (t.Status == TaskStatus.Queued
+                || (t.Status == TaskStatus.Running && (t.LeaseExpiresAt == null || t.LeaseExpiresAt < DateTimeOffset.UtcNow))))
+            .ExecuteUpdateAsync(s => s
+                .SetProperty(t => t.Status, TaskStatus.Failed)
+                .SetProperty(t => t.Error, QueueMaintenanceJob.GaveUp(maxAttempts))
+                .SetProperty(t => t.LeaseOwner, (Guid?)null)
+                .SetProperty(t => t.LeaseExpiresAt, (DateTimeOffset?)null)
+                .SetProperty(t => t.CompletedAt, DateTimeOffset.UtcNow), CancellationToken.None);
+        var task = await ReloadAsync(taskId);
+        if (failed > 0)
+        {
+            logger.LogWarning("Task {TaskId} failed: no attempts left after {Attempts} runs", taskId, maxAttempts);
+            PlatformTelemetry.RecordTask(task?.Agent ?? "", TaskStatus.Failed, TimeSpan.Zero);
+            await events.PublishAsync(taskId);
+        }
+        else if (task is { IsFinal: false })
+        {
+            logger.LogInformation("Task {TaskId} is held by another live run; not running it twice", taskId);
+        }
+        return task;
+    }
+
+    private async Task<AgentTask?> ExecuteAsync(AgentTask task, ToolCaller caller, CancellationOutcome onCancel, TaskLease held,
+        CancellationToken cancellationToken)
     {
         using var activity = StartActivity(task);
+        using var run = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, held.Lost);
         // The decision was made (and shown to the client) when the task was accepted; an old task without one is routed now.
-        var decision = TaskRouting.FromJson(task.RoutingJson)?.Decision
-            ?? await router.RouteAsync(task.Input, task.Agent, null, null, _ => true, cancellationToken);
         using var toolCalls = ToolCallLog.Begin();
         var clock = Stopwatch.StartNew();
         try
         {
-            var result = await executor.ExecuteAsync(decision, task.Input, task.ContextJson, caller, cancellationToken);
+            var decision = TaskRouting.FromJson(task.RoutingJson)?.Decision
+                ?? await router.RouteAsync(task.Input, task.Agent, null, null, _ => true, run.Token);
+            var result = await executor.ExecuteAsync(decision, task.Input, task.ContextJson, caller, run.Token);
             var winner = result.Winner;
             var routing = new TaskRouting(decision, result.Runs).ToJson();
             var calls = ToolCallsJson(toolCalls.Log);
@@ -96,14 +144,24 @@ public sealed class TaskRunner(
             activity?.SetStatus(ActivityStatusCode.Error, error);
             return await FinishAsync(task, TaskStatus.Failed, decision.Agent, null, error, null, result, routing, calls, clock.Elapsed);
         }
+        catch (OperationCanceledException) when (held.Lost.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            // Cancelled by the client, or taken over after this run's lease lapsed: the row says which; nothing to write.
+            logger.LogInformation("Task {TaskId} is no longer this run's; stopped after {Elapsed} ms", task.Id, clock.ElapsedMilliseconds);
+            return await ReloadAsync(task.Id);
+        }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             if (onCancel == CancellationOutcome.Requeue)
             {
-                // Shutdown or job deletion: only a task still running goes back to the queue;
-                // a task the client cancelled stays cancelled.
-                await db.Tasks.Where(t => t.Id == task.Id && t.Status == TaskStatus.Running)
-                    .ExecuteUpdateAsync(s => s.SetProperty(t => t.Status, TaskStatus.Queued), CancellationToken.None);
+                // Shutdown or job deletion: only a task still this run's goes back to the queue (a task the client
+                // cancelled stays cancelled), and the interrupted run does not count against its attempts.
+                await db.Tasks.Where(t => t.Id == task.Id && t.Status == TaskStatus.Running && t.LeaseOwner == held.Owner)
+                    .ExecuteUpdateAsync(s => s
+                        .SetProperty(t => t.Status, TaskStatus.Queued)
+                        .SetProperty(t => t.Attempts, t => t.Attempts - 1)
+                        .SetProperty(t => t.LeaseOwner, (Guid?)null)
+                        .SetProperty(t => t.LeaseExpiresAt, (DateTimeOffset?)null), CancellationToken.None);
                 logger.LogInformation("Task {TaskId} interrupted; back in the queue", task.Id);
                 throw;
             }
@@ -139,22 +197,41 @@ public sealed class TaskRunner(
         task.ToolCallsJson = toolCalls;
         task.CompletedAt = DateTimeOffset.UtcNow;
 
-        // Only the run that holds the task (status running) may finish it.
-        var updated = await db.Tasks.Where(t => t.Id == task.Id && t.Status == TaskStatus.Running)
-            .ExecuteUpdateAsync(s => s
-                .SetProperty(t => t.Status, task.Status)
-                .SetProperty(t => t.Agent, task.Agent)
-                .SetProperty(t => t.Result, task.Result)
-                .SetProperty(t => t.Error, task.Error)
-                .SetProperty(t => t.Model, task.Model)
-                .SetProperty(t => t.PromptTokens, task.PromptTokens)
-                .SetProperty(t => t.CompletionTokens, task.CompletionTokens)
-                .SetProperty(t => t.CostUsd, task.CostUsd)
-                .SetProperty(t => t.DurationMs, task.DurationMs)
-                .SetProperty(t => t.Strategy, task.Strategy)
-                .SetProperty(t => t.RoutingJson, task.RoutingJson)
-                .SetProperty(t => t.ToolCallsJson, task.ToolCallsJson)
-                .SetProperty(t => t.CompletedAt, task.CompletedAt), CancellationToken.None);
+        // Only the run that holds the task may finish it. A failure to record the result (a database blip) is retried
+        // here, with the result in hand, instead of failing the job and calling the LLM again.
+        var deadline = DateTimeOffset.UtcNow + queue.Value.RecordResultTimeout;
+        var delay = TimeSpan.FromMilliseconds(250);
+        int updated;
+        while (true)
+        {
+            try
+            {
+                updated = await db.Tasks.Where(t => t.Id == task.Id && t.Status == TaskStatus.Running && t.LeaseOwner == task.LeaseOwner)
+                    .ExecuteUpdateAsync(s => s
+                        .SetProperty(t => t.Status, task.Status)
+                        .SetProperty(t => t.Agent, task.Agent)
+                        .SetProperty(t => t.Result, task.Result)
+                        .SetProperty(t => t.Error, task.Error)
+                        .SetProperty(t => t.Model, task.Model)
+                        .SetProperty(t => t.PromptTokens, task.PromptTokens)
+                        .SetProperty(t => t.CompletionTokens, task.CompletionTokens)
+                        .SetProperty(t => t.CostUsd, task.CostUsd)
+                        .SetProperty(t => t.DurationMs, task.DurationMs)
+                        .SetProperty(t => t.Strategy, task.Strategy)
+                        .SetProperty(t => t.RoutingJson, task.RoutingJson)
+                        .SetProperty(t => t.ToolCallsJson, task.ToolCallsJson)
+                        .SetProperty(t => t.LeaseExpiresAt, (DateTimeOffset?)null)
+                        .SetProperty(t => t.CompletedAt, task.CompletedAt), CancellationToken.None);
+                break;
+            }
+            catch (Exception e) when (e is NpgsqlException or InvalidOperationException { InnerException: NpgsqlException }
+                                      && DateTimeOffset.UtcNow < deadline)
+            {
+                logger.LogWarning("Could not record the result of task {TaskId} ({Message}); retrying", task.Id, e.Message);
+                await Task.Delay(delay);
+                delay = TimeSpan.FromMilliseconds(Math.Min(2000, delay.TotalMilliseconds * 2));
+            }
+        }
         if (updated == 0) return await ReloadAsync(task.Id); // cancelled or taken over meanwhile
 
         PlatformTelemetry.RecordTask(agent, status, elapsed);

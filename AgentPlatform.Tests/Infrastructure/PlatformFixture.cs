@@ -55,6 +55,8 @@ public sealed class PlatformFixture : IAsyncLifetime
         ["Queue__HeartbeatInterval"] = "00:00:01",
         ["Queue__ShutdownTimeout"] = "00:00:02",
         ["Queue__PollInterval"] = "00:00:01",
+        ["Queue__LeaseDuration"] = "00:00:03",
+        ["Queue__MaintenanceInterval"] = "00:00:01",
         ["Router__StatsCacheDuration"] = "00:00:00",
         // A second provider with three keys, for the key-rotation tests.
         ["Llm__Providers__pool__Endpoint"] = Llm.BaseUrl,

@@ -25,7 +25,7 @@ public sealed class QueueMaintenanceTests(PlatformFixture platform)
                 Status = TaskStatus.Queued, CreatedAt = DateTimeOffset.UtcNow.AddMinutes(-2),
             });
             await db.SaveChangesAsync();
-            await scope.ServiceProvider.GetRequiredService<QueueMaintenanceJob>().RequeueOrphansAsync(CancellationToken.None);
+            await scope.ServiceProvider.GetRequiredService<QueueMaintenanceJob>().RunAsync(CancellationToken.None);
         }
 
         var admin = platform.Client(PlatformFixture.AdminKey);

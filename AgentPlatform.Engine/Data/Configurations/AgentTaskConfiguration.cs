@@ -30,5 +30,7 @@ internal sealed class AgentTaskConfiguration : IEntityTypeConfiguration<AgentTas
         task.HasIndex(t => new { t.ApiKeyId, t.CreatedAt });
         // The maintenance job looks for queued tasks whose job was never enqueued.
         task.HasIndex(t => t.Status).HasFilter("\"Status\" IN ('queued', 'running')");
+        // The lease sweep looks for running tasks whose holder stopped renewing.
+        task.HasIndex(t => t.LeaseExpiresAt).HasFilter("\"Status\" = 'running'");
     }
 }

@@ -144,6 +144,12 @@ namespace AgentPlatform.Engine.Data.Migrations
                         .HasMaxLength(64)
                         .HasColumnType("character varying(64)");
 
+                    b.Property<DateTimeOffset?>("LeaseExpiresAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<Guid?>("LeaseOwner")
+                        .HasColumnType("uuid");
+
                     b.Property<string>("Model")
                         .HasMaxLength(200)
                         .HasColumnType("character varying(200)");
@@ -193,6 +199,9 @@ namespace AgentPlatform.Engine.Data.Migrations
                         .HasColumnType("text");
 
                     b.HasKey("Id");
+
+                    b.HasIndex("LeaseExpiresAt")
+                        .HasFilter("\"Status\" = 'running'");
 
                     b.HasIndex("Status")
                         .HasFilter("\"Status\" IN ('queued', 'running')");

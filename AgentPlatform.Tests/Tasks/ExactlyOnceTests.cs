@@ -1,0 +1,194 @@
+using System.Diagnostics;
+using System.Net;
+using AgentPlatform.Engine.Data;
+using AgentPlatform.Engine.Tasks;
+using AgentPlatform.Tests.Infrastructure;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using Xunit.Abstractions;
+using TaskStatus = AgentPlatform.Engine.Tasks.TaskStatus;
+
+namespace AgentPlatform.Tests.Tasks;
+
+/// <summary>A task runs once while its run lives, is handed on when it dies, and never loops or hangs.</summary>
+[Collection(PlatformCollection.Name)]
+public sealed class ExactlyOnceTests(PlatformFixture platform, ITestOutputHelper output)
+{
+    private async Task<Guid> StoreQueuedTaskAsync(string input, Action<AgentTask>? change = null)
+    {
+        using var scope = platform.Api.Services.CreateScope();
+        var db = scope.ServiceProvider.GetRequiredService<AgentDbContext>();
+        var task = new AgentTask
+        {
+            Id = Guid.CreateVersion7(), ApiKeyId = Guid.Empty, Agent = "general", Input = input, IsAsync = true,
+            Status = TaskStatus.Queued, CreatedAt = DateTimeOffset.UtcNow,
+        };
+        change?.Invoke(task);
+        db.Tasks.Add(task);
+        await db.SaveChangesAsync();
+        return task.Id;
+    }
+
+    private async Task<AgentTask?> RunInProcessAsync(Guid taskId)
+    {
+        await using var scope = platform.Api.Services.CreateAsyncScope();
+        return await scope.ServiceProvider.GetRequiredService<TaskRunner>().RunAsync(taskId, CancellationOutcome.Requeue, CancellationToken.None);
+    }
+
+    private async Task<AgentTask> LoadAsync(Guid taskId)
+    {
+        await using var scope = platform.Api.Services.CreateAsyncScope();
+        return await scope.ServiceProvider.GetRequiredService<AgentDbContext>().Tasks.AsNoTracking().FirstAsync(t => t.Id == taskId);
+    }
+
+    [Fact]
+    public async Task A_second_run_of_the_same_task_backs_off_while_the_first_holds_its_lease()
+    {
+        // Two runners at once: a Hangfire retry, a re-fetched job, or the duplicate job of an Api that died mid-enqueue.
+        platform.Llm.Script("twice-claimed", new LlmStep(Delay: TimeSpan.FromSeconds(2), Content: "ran once"));
+        var taskId = await StoreQueuedTaskAsync("twice-claimed task");
+
+        var first = RunInProcessAsync(taskId);
+        await HttpExtensions.WaitUntilAsync(() => Task.FromResult(platform.Llm.CallsFor("twice-claimed").Count == 1), what: "the first call");
+        var second = await RunInProcessAsync(taskId);
+
+        Assert.Equal(TaskStatus.Running, second!.Status); // it saw the live run and left
+        Assert.Equal(TaskStatus.Completed, (await first)!.Status);
+        Assert.Single(platform.Llm.CallsFor("twice-claimed"), c => !c.Completed);
+        Assert.Equal(1, (await LoadAsync(taskId)).Attempts);
+    }
+
+    [Fact]
+    public async Task A_run_whose_lease_expired_is_taken_over_by_the_sweep()
+    {
+        platform.Llm.Script("lease-expired", new LlmStep(Content: "taken over"));
+        // As a Worker that died mid-run leaves it: running, its lease lapsed, one attempt used.
+        var taskId = await StoreQueuedTaskAsync("lease-expired task", t =>
+        {
+            t.Status = TaskStatus.Running;
+            t.Attempts = 1;
+            t.StartedAt = DateTimeOffset.UtcNow.AddSeconds(-20);
+            t.LeaseOwner = Guid.NewGuid();
+            t.LeaseExpiresAt = DateTimeOffset.UtcNow.AddSeconds(-10);
+        });
+
+        var final = await platform.Client(PlatformFixture.AdminKey).WaitForFinalAsync(taskId.ToString(), seconds: 20);
+
+        Assert.Equal("completed", final["status"]!.GetValue<string>());
+        Assert.Equal("taken over", final["result"]!.GetValue<string>());
+        Assert.Equal(2, final["attempts"]!.GetValue<int>());
+    }
+
+    [Fact]
+    public async Task A_task_out_of_attempts_fails_with_a_clear_error_instead_of_looping()
+    {
+        platform.Llm.Script("no-attempts-left", new LlmStep(Content: "must not run"));
+        var taskId = await StoreQueuedTaskAsync("no-attempts-left task", t =>
+        {
+            t.Status = TaskStatus.Running;
+            t.Attempts = 3; // Queue:MaxAttempts
+            t.LeaseOwner = Guid.NewGuid();
+            t.LeaseExpiresAt = DateTimeOffset.UtcNow.AddSeconds(-1);
+        });
+
+        var final = await platform.Client(PlatformFixture.AdminKey).WaitForFinalAsync(taskId.ToString(), seconds: 20);
+
+        Assert.Equal("failed", final["status"]!.GetValue<string>());
+        Assert.Contains("Gave up after 3 attempts", final["error"]!.GetValue<string>());
+        Assert.Empty(platform.Llm.CallsFor("no-attempts-left"));
+    }
+
+    [Fact]
+    public async Task A_sync_task_whose_api_died_fails_by_its_lease_not_after_thirty_minutes()
+    {
+        var taskId = await StoreQueuedTaskAsync("abandoned sync task", t =>
+        {
+            t.IsAsync = false;
+            t.Status = TaskStatus.Running;
+            t.Attempts = 1;
+            t.StartedAt = DateTimeOffset.UtcNow.AddSeconds(-5);
+            t.LeaseOwner = Guid.NewGuid();
+            t.LeaseExpiresAt = DateTimeOffset.UtcNow.AddSeconds(-1);
+        });
+
+        await HttpExtensions.WaitUntilAsync(async () => (await LoadAsync(taskId)).IsFinal, seconds: 15, what: "the sweep");
+
+        var task = await LoadAsync(taskId);
+        Assert.Equal(TaskStatus.Failed, task.Status);
+        Assert.Equal(QueueMaintenanceJob.AbandonedSync, task.Error);
+    }
+
+    [Fact]
+    public async Task A_long_sync_run_that_renews_its_lease_is_not_swept()
+    {
+        // Longer than the lease (3 s in the tests) and than several sweeps: the run renews it and keeps its task.
+        platform.Llm.Script("long-sync", new LlmStep(Delay: TimeSpan.FromSeconds(8), Content: "still mine"));
+        var client = platform.Client(await platform.CreateKeyAsync());
+
+        using var response = await client.ExecuteAsync(new { task = "long-sync run", agent_type = "general" });
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("still mine", (await response.JsonAsync())["result"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Cancelling_a_running_sync_task_stops_its_llm_call_within_about_a_second()
+    {
+        platform.Llm.Script("cancel-sync", new LlmStep(Delay: TimeSpan.FromSeconds(20), Content: "too late"));
+        var key = await platform.CreateKeyAsync();
+        var client = platform.Client(key);
+
+        var request = client.ExecuteAsync(new { task = "cancel-sync run", agent_type = "general" });
+        await HttpExtensions.WaitUntilAsync(() => Task.FromResult(platform.Llm.CallsFor("cancel-sync").Count == 1), what: "the LLM call");
+        Guid taskId;
+        await using (var scope = platform.Api.Services.CreateAsyncScope())
+        {
+            taskId = await scope.ServiceProvider.GetRequiredService<AgentDbContext>().Tasks
+                .Where(t => t.Input == "cancel-sync run").Select(t => t.Id).SingleAsync();
+        }
+        var clock = Stopwatch.StartNew();
+        using var cancel = await client.PostAsync($"/agent/tasks/{taskId}/cancel", null);
+        using var response = await request;
+        clock.Stop();
+
+        Assert.Equal(HttpStatusCode.OK, cancel.StatusCode);
+        Assert.Equal((HttpStatusCode)499, response.StatusCode);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2), $"the sync request ended {clock.Elapsed.TotalSeconds:0.0} s after the cancel");
+        Assert.DoesNotContain(platform.Llm.CallsFor("cancel-sync"), c => c.Completed);
+        Assert.Equal("cancelled", (await client.StatusAsync(taskId.ToString()))["status"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task A_killed_workers_task_is_taken_over_within_seconds_even_with_a_long_invisibility_timeout()
+    {
+        // Hangfire would hand the dead Worker's job out again only after Queue:InvisibilityTimeout (5 min here).
+        var settings = platform.Settings();
+        settings["Queue__InvisibilityTimeout"] = "00:05:00";
+        await platform.Worker.KillAsync();
+        var worker = new WorkerProcess(settings);
+        try
+        {
+            await worker.StartAsync();
+            platform.Llm.Script("kill-takeover", new LlmStep(Delay: TimeSpan.FromSeconds(60)), new LlmStep(Content: "after the kill"));
+            var client = platform.Client(await platform.CreateKeyAsync());
+            var taskId = (await (await client.ExecuteAsync(new { task = "kill-takeover job", agent_type = "general", async_execution = true }))
+                .JsonAsync())["task_id"]!.GetValue<string>();
+            await HttpExtensions.WaitUntilAsync(() => Task.FromResult(platform.Llm.CallsFor("kill-takeover").Count == 1), what: "the first call");
+
+            await worker.KillAsync();
+            var clock = Stopwatch.StartNew();
+            await worker.StartAsync();
+            var final = await client.WaitForFinalAsync(taskId, seconds: 60);
+            output.WriteLine($"taken over and finished {clock.Elapsed.TotalSeconds:0.0} s after the kill");
+
+            Assert.Equal("completed", final["status"]!.GetValue<string>());
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(20), $"took {clock.Elapsed}");
+            Assert.Equal(2, final["attempts"]!.GetValue<int>());
+        }
+        finally
+        {
+            await worker.DisposeAsync();
+            await platform.Worker.StartAsync();
+        }
+    }
+}
