@@ -131,10 +131,13 @@ public static class EngineExtensions
         {
             var keys = new ProviderKeyPool(provider.AllKeys.Length > 0 ? provider.AllKeys : ["no-key"],
                 llmSettings.KeyRestPeriod, TimeProvider.System);
-            var http = services.AddHttpClient(ChatClientPool.HttpClientPrefix + name);
+            // HttpClient.Timeout (100 s by default) would wrap the whole retry pipeline and cut it short; the pipeline's
+            // total and per-attempt timeouts are the limits instead.
+            var http = services.AddHttpClient(ChatClientPool.HttpClientPrefix + name, client => client.Timeout = Timeout.InfiniteTimeSpan);
             http.AddResilienceHandler("llm", (pipeline, context) =>
                 {
                     var llm = context.ServiceProvider.GetRequiredService<IOptions<LlmOptions>>().Value;
+                    pipeline.AddTimeout(llm.TotalTimeout);
                     pipeline.AddRetry(new HttpRetryStrategyOptions
                     {
                         MaxRetryAttempts = Math.Max(1, llm.MaxRetries),

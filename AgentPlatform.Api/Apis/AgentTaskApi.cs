@@ -186,9 +186,11 @@ public static class AgentTaskApi
                 detail: $"Agent '{task.Agent}' is unavailable: every model of its chain has an open circuit breaker or failed. {task.Error}",
                 extensions: extensions);
         }
+        // Every run hit its agent's time limit (timeout_seconds): the gateway-timeout answer, not a provider error.
+        var timedOut = view.Runs is { Count: > 0 } all && all.All(r => r.Outcome == "timeout");
         return TypedResults.Problem(
-            statusCode: task.Status == TaskStatus.Cancelled ? 499 : StatusCodes.Status502BadGateway,
-            title: task.Status == TaskStatus.Cancelled ? "Task cancelled" : "Agent task failed",
+            statusCode: task.Status == TaskStatus.Cancelled ? 499 : timedOut ? StatusCodes.Status504GatewayTimeout : StatusCodes.Status502BadGateway,
+            title: task.Status == TaskStatus.Cancelled ? "Task cancelled" : timedOut ? "Agent timed out" : "Agent task failed",
             detail: task.Error,
             extensions: extensions);
     }

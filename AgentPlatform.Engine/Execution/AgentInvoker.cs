@@ -50,7 +50,8 @@ public sealed class AgentInvoker(AgentClients clients, AgentStats stats, IToolCa
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
-            return await FailedAsync(agent, "failed", $"Agent '{agent.Name}' did not finish within {agent.TimeoutSeconds} s.", clock, attempts, activity);
+            return await FailedAsync(agent, "timeout", $"Agent '{agent.Name}' did not finish within its time limit of {agent.TimeoutSeconds} s.",
+                clock, attempts, activity);
         }
         catch (Exception e) when (ProviderFailures.IsProviderFailure(e, cancellationToken))
         {

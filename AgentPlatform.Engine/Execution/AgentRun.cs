@@ -3,7 +3,7 @@ using AgentPlatform.Engine.Llm;
 
 namespace AgentPlatform.Engine.Execution;
 
-/// <summary>One agent's part in a task: outcome ok, failed, unavailable, cancelled or not_chosen.</summary>
+/// <summary>One agent's part in a task: outcome ok, failed, timeout (its time limit), unavailable, cancelled or not_chosen.</summary>
 public sealed record AgentRun(
     string Agent, string Outcome, string? Provider, string? Model, string? Text, string? FinishReason,
     long PromptTokens, long CompletionTokens, decimal CostUsd, long DurationMs, string? Error,

@@ -69,6 +69,7 @@ public sealed class ChatClientPool(
             Endpoint = new Uri(settings.Endpoint ?? LlmOptions.DefaultEndpoint),
             Transport = new HttpClientPipelineTransport(httpClientFactory.CreateClient(HttpClientPrefix + LlmOptions.DefaultProvider)),
             RetryPolicy = new ClientRetryPolicy(maxRetries: 0),
+            NetworkTimeout = Timeout.InfiniteTimeSpan,
         });
         return client.GetEmbeddingClient(options.Value.EmbeddingModel).AsIEmbeddingGenerator();
     }

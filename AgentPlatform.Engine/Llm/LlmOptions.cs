@@ -31,6 +31,12 @@ public sealed class LlmOptions
     /// <summary>Time limit of one provider call.</summary>
     public TimeSpan AttemptTimeout { get; set; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>
+    /// Time limit of one model call with all its retries (the resilience handler's total timeout). The HttpClient's own
+    /// 100-second timeout is off, so this and <see cref="AttemptTimeout"/> are the limits that hold.
+    /// </summary>
+    public TimeSpan TotalTimeout { get; set; } = TimeSpan.FromMinutes(3);
+
     /// <summary>More OpenAI-compatible providers by name; "default" is the connection string's.</summary>
     public Dictionary<string, ProviderOptions> Providers { get; set; } = new(StringComparer.OrdinalIgnoreCase);
 

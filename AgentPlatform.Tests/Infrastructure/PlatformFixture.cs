@@ -78,9 +78,11 @@ public sealed class PlatformFixture : IAsyncLifetime
     /// fixture ends: Hangfire keeps process-wide state (log provider, storage) that points at the
     /// latest host, so disposing a host in the middle would break the others in this test process.
     /// </summary>
-    public ApiFactory StartExtraApi(string? redis = null)
+    public ApiFactory StartExtraApi(string? redis = null, Action<Dictionary<string, string>>? configure = null)
     {
-        var api = ApiFactory.StartOnKestrel(Settings(redis));
+        var settings = Settings(redis);
+        configure?.Invoke(settings);
+        var api = ApiFactory.StartOnKestrel(settings);
         _extraApis.Add(api);
         return api;
     }
