@@ -163,8 +163,9 @@ public static class EngineExtensions
         services.AddSingleton<AgentRegistry>();
         services.AddHostedService(sp => sp.GetRequiredService<AgentRegistry>());
         services.AddSingleton<AgentStats>();
-        services.AddSingleton<IEmbeddingGenerator<string, Embedding<float>>>(sp =>
-            sp.GetRequiredService<ChatClientPool>().CreateEmbeddingGenerator() ?? new LocalEmbeddingGenerator());
+        services.AddSingleton<RoutingEmbeddings>();
+        services.AddResiliencePipeline(RoutingEmbeddings.PipelineName, (pipeline, context) =>
+            RoutingEmbeddings.Configure(pipeline, context.ServiceProvider.GetRequiredService<IOptions<RouterOptions>>().Value));
         services.AddSingleton<AgentRouter>();
         services.AddSingleton<AgentInvoker>();
         services.AddSingleton<TaskExecutor>();

@@ -21,8 +21,9 @@ public static class Strategies
 public sealed record RoutingCandidate(string Agent, double Score, double Similarity, double SuccessRate, int CostTier, double? LatencyMs);
 
 /// <summary>The router's decision, stored on the task, returned to the client and traced.</summary>
+/// <param name="Embeddings">The embedding space the similarities come from: the provider's model, or "local".</param>
 public sealed record RoutingDecision(string Agent, double Confidence, string Strategy, IReadOnlyList<RoutingCandidate> Candidates,
-    IReadOnlyList<string> Agents, string Reason);
+    IReadOnlyList<string> Agents, string Reason, string? Embeddings = null);
 
 /// <summary>
 /// Picks the agent (and the execution strategy) for a task: embeddings of the task against each
@@ -30,10 +31,11 @@ public sealed record RoutingDecision(string Agent, double Confidence, string Str
 /// latency and circuit breakers. New agents are routable as soon as the registry has them.
 /// </summary>
 public sealed class AgentRouter(
-    AgentRegistry registry, AgentStats stats, CircuitBreakers breakers, IEmbeddingGenerator<string, Embedding<float>> embeddings,
+    AgentRegistry registry, AgentStats stats, CircuitBreakers breakers, RoutingEmbeddings embeddings,
     IOptionsMonitor<RouterOptions> options)
 {
-    private readonly ConcurrentDictionary<string, (string Profile, float[] Vector)> _profiles = new(StringComparer.OrdinalIgnoreCase);
+    // Per embedding space: a provider vector and a local one are not comparable.
+    private readonly ConcurrentDictionary<(string Space, string Agent), (string Profile, float[] Vector)> _profiles = new();
 
     /// <param name="requestedAgent">An agent name, or null/"auto" to let the router choose.</param>
     /// <param name="strategy">single, parallel or cascade to force one; null lets the router choose.</param>
@@ -48,9 +50,9 @@ public sealed class AgentRouter(
         var auto = string.IsNullOrWhiteSpace(requestedAgent) || string.Equals(requestedAgent, AgentRegistry.Auto, StringComparison.OrdinalIgnoreCase);
 
         // A named agent with a single run needs no ranking (and no embedding call).
-        IReadOnlyList<RoutingCandidate> ranking = auto || strategy is Strategies.Parallel or Strategies.Cascade && agents is not { Count: > 0 }
+        var (ranking, space) = auto || strategy is Strategies.Parallel or Strategies.Cascade && agents is not { Count: > 0 }
             ? await RankAsync(task, snapshot, mayUse, settings, cancellationToken)
-            : [];
+            : ([], null);
 
         RoutingDecision decision;
         if (agents is { Count: > 0 })
@@ -71,7 +73,7 @@ public sealed class AgentRouter(
         }
 
         // The decision shows the ten best candidates; a long tail of zero scores says nothing.
-        decision = decision with { Candidates = decision.Candidates.Take(10).ToList() };
+        decision = decision with { Candidates = decision.Candidates.Take(10).ToList(), Embeddings = space };
         activity?.SetTag("agent.route.agent", decision.Agent);
         activity?.SetTag("agent.route.strategy", decision.Strategy);
         activity?.SetTag("agent.route.confidence", decision.Confidence);
@@ -123,25 +125,35 @@ public sealed class AgentRouter(
         return new RoutingDecision(top.Agent, confidence, strategy, ranking, participants, reason);
     }
 
-    private async Task<IReadOnlyList<RoutingCandidate>> RankAsync(string task, AgentSnapshot snapshot, Func<string, bool> mayUse,
-        RouterOptions settings, CancellationToken cancellationToken)
+    private async Task<(IReadOnlyList<RoutingCandidate> Ranking, string? Space)> RankAsync(string task, AgentSnapshot snapshot,
+        Func<string, bool> mayUse, RouterOptions settings, CancellationToken cancellationToken)
     {
         var agents = snapshot.All.Where(a => mayUse(a.Name)).ToList();
-        if (agents.Count == 0) return [];
+        if (agents.Count == 0) return ([], null);
 
-        var missing = agents.Where(a => !_profiles.TryGetValue(a.Name, out var p) || p.Profile != ProfileOf(a)).ToList();
-        var texts = new List<string> { task };
-        texts.AddRange(missing.Select(ProfileOf));
-        var vectors = await embeddings.GenerateAsync(texts, cancellationToken: cancellationToken);
-        for (var i = 0; i < missing.Count; i++) _profiles[missing[i].Name] = (ProfileOf(missing[i]), vectors[i + 1].Vector.ToArray());
-        var query = vectors[0].Vector.ToArray();
+        // The task and the profiles not yet known in the provider's space, in one call; if the provider could not
+        // answer, everything is embedded locally (microseconds), so all vectors share one space.
+        var space = embeddings.PreferredSpace;
+        var missing = agents.Where(a => !_profiles.TryGetValue((space, a.Name), out var p) || p.Profile != ProfileOf(a)).ToList();
+        var embedded = await embeddings.EmbedAsync([task, .. missing.Select(ProfileOf)], cancellationToken);
+        if (embedded.Space != space)
+        {
+            space = embedded.Space;
+            missing = agents.Where(a => !_profiles.TryGetValue((space, a.Name), out var p) || p.Profile != ProfileOf(a)).ToList();
+            embedded = embeddings.EmbedLocally([task, .. missing.Select(ProfileOf)]);
+        }
+        for (var i = 0; i < missing.Count; i++) _profiles[(space, missing[i].Name)] = (ProfileOf(missing[i]), embedded.Vectors[i + 1]);
+        var query = embedded.Vectors[0];
 
         var records = await stats.ReadAsync();
         var ranking = new List<RoutingCandidate>(agents.Count);
         foreach (var agent in agents)
         {
-            var similarity = (double)TensorPrimitives.CosineSimilarity(query, _profiles[agent.Name].Vector);
+            // A text with no usable words embeds to a zero vector, whose cosine is NaN: it matches nothing.
+            var similarity = Finite((double)TensorPrimitives.CosineSimilarity(query, _profiles[(space, agent.Name)].Vector));
             var record = records.GetValueOrDefault(agent.Name, new AgentTrackRecord(settings.PriorSuccessRate, null));
+            record = new AgentTrackRecord(Finite(record.SuccessRate, settings.PriorSuccessRate),
+                record.LatencyMs is { } latency && double.IsFinite(latency) ? latency : null);
             var costTier = agent.Models.FirstOrDefault()?.CostTier ?? 1;
             var score = similarity * (1 - settings.SuccessWeight + settings.SuccessWeight * record.SuccessRate)
                         - settings.CostWeight * (costTier - 1)
@@ -152,8 +164,10 @@ public sealed class AgentRouter(
             ranking.Add(new RoutingCandidate(agent.Name, Math.Round(score, 4), Math.Round(similarity, 4), Math.Round(record.SuccessRate, 4), costTier,
                 record.LatencyMs is { } ms ? Math.Round(ms, 1) : null));
         }
-        return ranking.OrderByDescending(c => c.Score).ThenBy(c => c.CostTier).ThenBy(c => c.Agent, StringComparer.Ordinal).ToList();
+        return (ranking.OrderByDescending(c => c.Score).ThenBy(c => c.CostTier).ThenBy(c => c.Agent, StringComparer.Ordinal).ToList(), space);
     }
+
+    private static double Finite(double value, double fallback = 0) => double.IsFinite(value) ? value : fallback;
 
     // Keywords are the sharpest signal an agent's author gives; they count twice.
     private static string ProfileOf(AgentDefinition agent) =>

@@ -55,4 +55,10 @@ public sealed class RouterOptions
     /// <summary>Prefix of the Redis keys of the track records (deployments sharing one Redis keep theirs apart).</summary>
     [Required, MaxLength(100)]
     public string StatsNamespace { get; set; } = "agents";
+
+    /// <summary>Time limit of one provider embeddings call for routing; past it the local embedding decides.</summary>
+    public TimeSpan EmbeddingTimeout { get; set; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>How long the provider's embeddings are not asked after they kept failing.</summary>
+    public TimeSpan EmbeddingBreakDuration { get; set; } = TimeSpan.FromSeconds(30);
 }

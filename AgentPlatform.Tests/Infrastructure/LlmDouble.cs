@@ -186,6 +186,9 @@ public sealed class LlmDouble : IAsyncDisposable
         }, JsonOptions);
     }
 
+    /// <summary>When set, /v1/embeddings answers with this status (a failing embeddings endpoint).</summary>
+    public int? EmbeddingFailureStatus { get; set; }
+
     /// <summary>Number of /v1/embeddings requests received.</summary>
     public int EmbeddingCalls => _embeddingCalls;
     private int _embeddingCalls;
@@ -194,6 +197,12 @@ public sealed class LlmDouble : IAsyncDisposable
     private async Task EmbedAsync(HttpContext http)
     {
         Interlocked.Increment(ref _embeddingCalls);
+        if (EmbeddingFailureStatus is { } failure)
+        {
+            http.Response.StatusCode = failure;
+            await http.Response.WriteAsJsonAsync(new { error = new { message = $"scripted embeddings failure {failure}", type = "server_error" } });
+            return;
+        }
         var body = (await JsonNode.ParseAsync(http.Request.Body))!.AsObject();
         var input = body["input"]!;
         var texts = input is JsonArray array ? array.Select(t => t!.GetValue<string>()).ToList() : [input.GetValue<string>()];

@@ -13,6 +13,7 @@ public sealed class PlatformFixture : IAsyncLifetime
 {
     public const string AdminKey = "test-admin-key-0123456789";
     public const string Model = "gpt-4o-mini";
+    public const string EmbeddingModel = "text-embedding-3-small";
 
     public PostgresServer Postgres { get; private set; } = null!;
     public RedisServer Redis { get; private set; } = null!;
@@ -58,6 +59,7 @@ public sealed class PlatformFixture : IAsyncLifetime
         ["Queue__LeaseDuration"] = "00:00:03",
         ["Queue__MaintenanceInterval"] = "00:00:01",
         ["Router__StatsCacheDuration"] = "00:00:00",
+        ["Router__EmbeddingBreakDuration"] = "00:00:03",
         // A second provider with three keys, for the key-rotation tests.
         ["Llm__Providers__pool__Endpoint"] = Llm.BaseUrl,
         ["Llm__Providers__pool__Keys__0"] = "pool-key-1",

@@ -28,7 +28,7 @@ public sealed class RouterTests(PlatformFixture platform, ITestOutputHelper outp
         });
         stats = new AgentStats(services.GetRequiredService<StackExchange.Redis.IConnectionMultiplexer>(), options, NullLogger<AgentStats>.Instance);
         return new AgentRouter(services.GetRequiredService<AgentRegistry>(), stats, services.GetRequiredService<CircuitBreakers>(),
-            new LocalEmbeddingGenerator(), options);
+            RoutingEmbeddings.LocalOnly(), options);
     }
 
     [Fact]

@@ -92,7 +92,7 @@ async Task Engine()
     var options = (Microsoft.Extensions.Options.IOptionsMonitor<AgentPlatform.Engine.Routing.RouterOptions>)services.GetService(
         typeof(Microsoft.Extensions.Options.IOptionsMonitor<AgentPlatform.Engine.Routing.RouterOptions>))!;
     var providerRouter = (AgentPlatform.Engine.Routing.AgentRouter)services.GetService(typeof(AgentPlatform.Engine.Routing.AgentRouter))!;
-    var localRouter = new AgentPlatform.Engine.Routing.AgentRouter(registry, stats, breakers, new AgentPlatform.Engine.Routing.LocalEmbeddingGenerator(), options);
+    var localRouter = new AgentPlatform.Engine.Routing.AgentRouter(registry, stats, breakers, AgentPlatform.Engine.Routing.RoutingEmbeddings.LocalOnly(), options);
     foreach (var (name, router) in new[] { ("router, local embedding", localRouter), ("router, provider embeddings (double)", providerRouter) })
     {
         for (var i = 0; i < 20; i++) await router.RouteAsync(prompts[i % prompts.Count], null, null, null, _ => true, CancellationToken.None);

@@ -1,0 +1,101 @@
+using AgentPlatform.Engine.Llm;
+using AgentPlatform.Engine.Telemetry;
+using Microsoft.Extensions.AI;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Polly;
+using Polly.CircuitBreaker;
+using Polly.Registry;
+
+namespace AgentPlatform.Engine.Routing;
+
+/// <summary>Vectors from one embedding space: the provider's model, or the local embedding.</summary>
+public sealed record EmbeddedTexts(string Space, IReadOnlyList<float[]> Vectors);
+
+/// <summary>
+/// The router's embeddings: the provider's (when one is configured) behind a time limit and a circuit breaker
+/// (Polly, pipeline <see cref="PipelineName"/>), falling back to the local embedding when the provider fails, is slow
+/// or its breaker is open — a routing decision never fails on an embedding call. Provider tokens and cost are metered.
+/// </summary>
+public sealed class RoutingEmbeddings
+{
+    public const string PipelineName = "router-embeddings";
+    public const string LocalSpace = "local";
+
+    private readonly IEmbeddingGenerator<string, Embedding<float>>? _provider;
+    private readonly ResiliencePipelineProvider<string>? _pipelines;
+    private readonly IOptions<LlmOptions> _llm;
+    private readonly ILogger _logger;
+
+    public RoutingEmbeddings(ChatClientPool pool, ResiliencePipelineProvider<string> pipelines, IOptions<LlmOptions> llm,
+        ILogger<RoutingEmbeddings> logger)
+        : this(pool.CreateEmbeddingGenerator(), pipelines, llm, logger)
+    {
+    }
+
+    private RoutingEmbeddings(IEmbeddingGenerator<string, Embedding<float>>? provider, ResiliencePipelineProvider<string>? pipelines,
+        IOptions<LlmOptions> llm, ILogger logger)
+    {
+        _provider = provider;
+        _pipelines = pipelines;
+        _llm = llm;
+        _logger = logger;
+    }
+
+    /// <summary>Only the local embedding (benchmarks, tests of the router itself).</summary>
+    public static RoutingEmbeddings LocalOnly() =>
+        new(null, null, Options.Create(new LlmOptions()), Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+
+    /// <summary>The space <see cref="EmbedAsync"/> answers in when all goes well.</summary>
+    public string PreferredSpace => _provider is null ? LocalSpace : _llm.Value.EmbeddingModel;
+
+    /// <summary>Embeds in the provider's space when it can, else locally; <see cref="EmbeddedTexts.Space"/> says which.</summary>
+    public async Task<EmbeddedTexts> EmbedAsync(IReadOnlyList<string> texts, CancellationToken cancellationToken)
+    {
+        if (_provider is not null && _pipelines is not null)
+        {
+            try
+            {
+                var pipeline = _pipelines.GetPipeline(PipelineName);
+                var generated = await pipeline.ExecuteAsync(
+                    async token => await _provider.GenerateAsync(texts, cancellationToken: token), cancellationToken);
+                Meter(generated);
+                return new EmbeddedTexts(_llm.Value.EmbeddingModel, generated.Select(e => e.Vector.ToArray()).ToList());
+            }
+            catch (BrokenCircuitException)
+            {
+                // Open breaker: the provider is not asked; the local embedding answers.
+            }
+            catch (Exception e) when (ProviderFailures.IsProviderFailure(e, cancellationToken) || e is Polly.Timeout.TimeoutRejectedException)
+            {
+                _logger.LogWarning("Routing embeddings from the provider failed ({Reason}); using the local embedding", ProviderFailures.Describe(e));
+            }
+        }
+        return EmbedLocally(texts);
+    }
+
+    public EmbeddedTexts EmbedLocally(IReadOnlyList<string> texts) =>
+        new(LocalSpace, texts.Select(LocalEmbeddingGenerator.Embed).ToList());
+
+    private void Meter(GeneratedEmbeddings<Embedding<float>> generated)
+    {
+        var model = _llm.Value.EmbeddingModel;
+        var tokens = generated.Usage?.InputTokenCount ?? 0;
+        if (tokens <= 0) return;
+        PlatformTelemetry.LlmTokens.Add(tokens, new("model", model), new("token_type", "input"));
+        var cost = (double)_llm.Value.CostOf(model, tokens, 0);
+        if (cost > 0) PlatformTelemetry.CostUsd.Add(cost, new KeyValuePair<string, object?>("model", model));
+    }
+
+    /// <summary>The pipeline: a time limit per call, and a breaker that opens after repeated failures.</summary>
+    public static void Configure(ResiliencePipelineBuilder pipeline, RouterOptions router) => pipeline
+        .AddCircuitBreaker(new CircuitBreakerStrategyOptions
+        {
+            FailureRatio = 0.5,
+            MinimumThroughput = 4,
+            SamplingDuration = TimeSpan.FromSeconds(30),
+            BreakDuration = router.EmbeddingBreakDuration,
+            ShouldHandle = new PredicateBuilder().Handle<Exception>(e => e is not OperationCanceledException || e is Polly.Timeout.TimeoutRejectedException),
+        })
+        .AddTimeout(router.EmbeddingTimeout);
+}
