@@ -82,6 +82,9 @@ public static class EngineExtensions
         builder.AddRedisClient(RedisConnectionName, configureOptions: redis =>
         {
             redis.AbortOnConnectFail = false;
+            // While Redis is away, commands fail at once (fast 503s, routing on its last figures) instead of queueing
+            // in the client's backlog until the 2 s timeout: a Redis outage must not stall requests.
+            redis.BacklogPolicy = BacklogPolicy.FailFast;
             redis.ConnectTimeout = 2000;
             redis.SyncTimeout = redis.AsyncTimeout = 2000;
         });

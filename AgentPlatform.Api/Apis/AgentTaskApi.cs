@@ -1,3 +1,4 @@
+using Hangfire;
 using System.Diagnostics;
 using System.Security.Claims;
 using AgentPlatform.Api.Admission;
@@ -49,8 +50,9 @@ public static class AgentTaskApi
 
     /// <summary>What the task handlers need, as one scoped service (not a validated [AsParameters] type).</summary>
     public sealed class TaskServices(AgentDbContext db, AgentRegistry agents, AgentRouter router, AgentStats stats, TaskQueue queue,
-        TaskRunner runner, TaskEvents events, TaskLeases leases)
+        TaskRunner runner, TaskEvents events, TaskLeases leases, ILogger<TaskServices> logger)
     {
+        public ILogger Logger { get; } = logger;
         public TaskLeases Leases { get; } = leases;
         public AgentDbContext Db { get; } = db;
         public AgentRegistry Agents { get; } = agents;
@@ -133,7 +135,17 @@ public static class AgentTaskApi
 
         if (request.AsyncExecution)
         {
-            await services.Queue.EnqueueAsync(task, CancellationToken.None);
+            try
+            {
+                await services.Queue.EnqueueAsync(task, CancellationToken.None);
+            }
+            catch (Exception e) when (e is BackgroundJobClientException or NpgsqlException or InvalidOperationException)
+            {
+                // The task is stored, so it is accepted: the maintenance sweep enqueues a task without a job. Answering
+                // with an error here would make the client retry and the task run twice.
+                services.Logger.LogWarning("Task {TaskId} stored but not enqueued ({Message}); the maintenance sweep will enqueue it",
+                    task.Id, e.Message);
+            }
             return Accepted(task);
         }
 

@@ -31,6 +31,12 @@ public sealed class ApiExceptionHandler(IProblemDetailsService problems, ILogger
 
     private static (int Status, string Title, string Detail, Dictionary<string, string[]>? Errors) Describe(Exception exception)
     {
+        // A store's failure wrapped by a library (Hangfire's BackgroundJobClientException, EF Core's exceptions) is that
+        // store's outage all the same.
+        for (var inner = exception.InnerException; inner is not null; inner = inner.InnerException)
+        {
+            if (inner is NpgsqlException or RedisException) return Describe(inner);
+        }
         switch (exception)
         {
             case BadHttpRequestException { InnerException: JsonException json }:

@@ -18,7 +18,8 @@ namespace AgentPlatform.Engine.Tasks;
 public sealed class QueueMaintenanceJob(AgentDbContext db, NpgsqlDataSource dataSource, TaskQueue queue, TaskEvents events,
     IOptions<QueueOptions> options, ILogger<QueueMaintenanceJob> logger)
 {
-    public static readonly TimeSpan OrphanAge = TimeSpan.FromSeconds(30);
+    // The Api enqueues right after storing; a task still without a job after this was stored by an Api that could not.
+    public static readonly TimeSpan OrphanAge = TimeSpan.FromSeconds(10);
     public const string AbandonedSync = "The Api instance running this sync task stopped before it finished.";
 
     public static string GaveUp(int attempts) =>
