@@ -6,6 +6,7 @@ using AgentPlatform.Engine.Agents;
 using AgentPlatform.Engine.Routing;
 using AgentPlatform.Engine.Data;
 using AgentPlatform.Engine.Tasks;
+using AgentPlatform.Engine.Webhooks;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
@@ -64,6 +65,7 @@ public static class AgentTaskApi
         ExecuteRequest request,
         [FromHeader(Name = "Idempotency-Key")] string? idempotencyKey,
         [FromServices] TaskServices services,
+        [FromServices] WebhookTargets webhooks,
         ClaimsPrincipal user,
         HttpContext http)
     {
@@ -73,6 +75,8 @@ public static class AgentTaskApi
             {
                 ["Idempotency-Key"] = ["The Idempotency-Key header must be 1 to 200 characters."],
             });
+        if (request.WebhookUrl is not null && WebhookRefusal(request.WebhookUrl, caller, webhooks) is { } refusal)
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["webhook_url"] = [refusal] });
 
         var auto = string.IsNullOrWhiteSpace(request.AgentType) || string.Equals(request.AgentType, AgentRegistry.Auto, StringComparison.OrdinalIgnoreCase);
         var named = (auto ? [] : new[] { request.AgentType! }).Concat(request.Agents ?? []).ToList();
@@ -137,6 +141,12 @@ public static class AgentTaskApi
         services.Db.Entry(task).State = EntityState.Detached;
         return SyncOutcome(await services.Runner.RunClaimedAsync(task, caller.ToToolCaller(), http.RequestAborted), http);
     }
+
+    // Literal private addresses and localhost are refused here; names are checked on every delivery, after DNS.
+    private static string? WebhookRefusal(string url, Caller caller, WebhookTargets webhooks) =>
+        caller.IsAdmin
+            ? "The admin key has no webhook secret to sign deliveries with; submit webhook tasks with a client key."
+            : webhooks.RefusalOf(new Uri(url));
 
     private static Task<AgentTask?> FindByIdempotencyKeyAsync(AgentDbContext db, Guid keyId, string idempotencyKey) =>
         db.Tasks.AsNoTracking().FirstOrDefaultAsync(t => t.ApiKeyId == keyId && t.IdempotencyKey == idempotencyKey);

@@ -56,6 +56,8 @@ public sealed class PlatformFixture : IAsyncLifetime
         ["Queue__ShutdownTimeout"] = "00:00:02",
         ["Queue__PollInterval"] = "00:00:01",
         ["Router__StatsCacheDuration"] = "00:00:00",
+        // Webhooks go to the LLM double on 127.0.0.1; WebhookTests prove the default (false) refuses that.
+        ["Webhooks__AllowPrivateTargets"] = "true",
         // A second provider with three keys, for the key-rotation tests.
         ["Llm__Providers__pool__Endpoint"] = Llm.BaseUrl,
         ["Llm__Providers__pool__Keys__0"] = "pool-key-1",
@@ -76,9 +78,11 @@ public sealed class PlatformFixture : IAsyncLifetime
     /// fixture ends: Hangfire keeps process-wide state (log provider, storage) that points at the
     /// latest host, so disposing a host in the middle would break the others in this test process.
     /// </summary>
-    public ApiFactory StartExtraApi(string? redis = null)
+    public ApiFactory StartExtraApi(string? redis = null, IReadOnlyDictionary<string, string>? overrides = null)
     {
-        var api = ApiFactory.StartOnKestrel(Settings(redis));
+        var settings = Settings(redis);
+        foreach (var (key, value) in overrides ?? new Dictionary<string, string>()) settings[key] = value;
+        var api = ApiFactory.StartOnKestrel(settings);
         _extraApis.Add(api);
         return api;
     }
