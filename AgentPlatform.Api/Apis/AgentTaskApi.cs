@@ -97,7 +97,7 @@ public static class AgentTaskApi
             return Replay(existing, hash, http);
 
         var decision = await services.Router.RouteAsync(request.Task, request.AgentType, request.Strategy, request.Agents,
-            caller.MayUseAgent, http.RequestAborted);
+            caller.MayUseAgent, http.RequestAborted, caller.KeyId);
         var task = new AgentTask
         {
             Id = Guid.CreateVersion7(),
@@ -158,6 +158,7 @@ public static class AgentTaskApi
             return TypedResults.Problem(statusCode: 409, title: "Idempotency-Key reused",
                 detail: "This Idempotency-Key was already used with a different request body.",
                 extensions: new Dictionary<string, object?> { ["task_id"] = existing.Id });
+        // The row was just read: a replay tells where the task is now, not what the first answer said.
         if (existing.IsAsync) return Accepted(existing);
         if (!existing.IsFinal)
             return TypedResults.Problem(statusCode: 409, title: "Request in progress",
@@ -169,7 +170,7 @@ public static class AgentTaskApi
     private static Accepted<AcceptedResponse> Accepted(AgentTask task)
     {
         var statusUrl = $"/agent/status/{task.Id}";
-        return TypedResults.Accepted(statusUrl, new AcceptedResponse(task.Id, TaskStatus.Queued, statusUrl,
+        return TypedResults.Accepted(statusUrl, new AcceptedResponse(task.Id, task.Status, statusUrl,
             TaskRouting.FromJson(task.RoutingJson)?.Decision));
     }
 
@@ -250,20 +251,18 @@ public static class AgentTaskApi
         var taskId = request.TaskId!.Value;
         var agent = await db.Tasks.Where(t => t.Id == taskId && t.ApiKeyId == keyId).Select(t => t.Agent).FirstOrDefaultAsync();
         if (agent is null) return TaskNotFound(taskId);
-        // A rating moves the agent's track record, so the router learns from it.
-        await stats.RecordFeedbackAsync(agent, request.Rating!.Value);
 
-        var feedback = await db.Feedback.FindAsync(taskId);
-        if (feedback is null)
-        {
-            feedback = new TaskFeedback { TaskId = taskId, ApiKeyId = keyId };
-            db.Feedback.Add(feedback);
-        }
-        feedback.Rating = request.Rating!.Value;
-        feedback.Comment = request.Comment;
-        feedback.CreatedAt = DateTimeOffset.UtcNow;
-        await db.SaveChangesAsync();
-        return TypedResults.Ok(new FeedbackResponse(taskId, feedback.Rating, feedback.Comment, feedback.CreatedAt));
+        // One rating per task: a repeat replaces it. One statement, so concurrent ratings cannot collide on the key.
+        var createdAt = DateTimeOffset.UtcNow;
+        var firstRating = (await db.Database.SqlQuery<bool>($"""
+            INSERT INTO task_feedback ("TaskId", "ApiKeyId", "Rating", "Comment", "CreatedAt")
+            VALUES ({taskId}, {keyId}, {request.Rating!.Value}, {request.Comment}, {createdAt})
+            ON CONFLICT ("TaskId") DO UPDATE SET "Rating" = EXCLUDED."Rating", "Comment" = EXCLUDED."Comment", "CreatedAt" = EXCLUDED."CreatedAt"
+            RETURNING (xmax = 0) AS "Value"
+            """).ToListAsync()).Single();
+        // A task's rating teaches the router once (the first time), and only this key's routing: see AgentStats.
+        if (firstRating) await stats.RecordFeedbackAsync(keyId, agent, request.Rating!.Value);
+        return TypedResults.Ok(new FeedbackResponse(taskId, request.Rating!.Value, request.Comment, createdAt));
     }
 
     private static NotFound<ProblemDetails> TaskNotFound(Guid taskId) => TypedResults.NotFound(new ProblemDetails

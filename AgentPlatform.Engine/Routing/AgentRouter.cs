@@ -39,8 +39,9 @@ public sealed class AgentRouter(
     /// <param name="strategy">single, parallel or cascade to force one; null lets the router choose.</param>
     /// <param name="agents">Explicit participants (in order) for a parallel or cascade run.</param>
     /// <param name="mayUse">The caller's allow-list check; agents it refuses are never chosen.</param>
+    /// <param name="apiKeyId">The caller, whose own feedback adjusts its ranking (and nobody else's).</param>
     public async Task<RoutingDecision> RouteAsync(string task, string? requestedAgent, string? strategy, IReadOnlyList<string>? agents,
-        Func<string, bool> mayUse, CancellationToken cancellationToken)
+        Func<string, bool> mayUse, CancellationToken cancellationToken, Guid? apiKeyId = null)
     {
         using var activity = PlatformTelemetry.ActivitySource.StartActivity("agent.route");
         var settings = options.CurrentValue;
@@ -49,7 +50,7 @@ public sealed class AgentRouter(
 
         // A named agent with a single run needs no ranking (and no embedding call).
         IReadOnlyList<RoutingCandidate> ranking = auto || strategy is Strategies.Parallel or Strategies.Cascade && agents is not { Count: > 0 }
-            ? await RankAsync(task, snapshot, mayUse, settings, cancellationToken)
+            ? await RankAsync(task, snapshot, mayUse, apiKeyId, settings, cancellationToken)
             : [];
 
         RoutingDecision decision;
@@ -124,7 +125,7 @@ public sealed class AgentRouter(
     }
 
     private async Task<IReadOnlyList<RoutingCandidate>> RankAsync(string task, AgentSnapshot snapshot, Func<string, bool> mayUse,
-        RouterOptions settings, CancellationToken cancellationToken)
+        Guid? apiKeyId, RouterOptions settings, CancellationToken cancellationToken)
     {
         var agents = snapshot.All.Where(a => mayUse(a.Name)).ToList();
         if (agents.Count == 0) return [];
@@ -137,11 +138,14 @@ public sealed class AgentRouter(
         var query = vectors[0].Vector.ToArray();
 
         var records = await stats.ReadAsync();
+        var feedback = apiKeyId is { } keyId ? await stats.ReadFeedbackAsync(keyId) : new Dictionary<string, double>();
         var ranking = new List<RoutingCandidate>(agents.Count);
         foreach (var agent in agents)
         {
             var similarity = (double)TensorPrimitives.CosineSimilarity(query, _profiles[agent.Name].Vector);
             var record = records.GetValueOrDefault(agent.Name, new AgentTrackRecord(settings.PriorSuccessRate, null));
+            if (feedback.TryGetValue(agent.Name, out var rated))
+                record = record with { SuccessRate = (1 - settings.FeedbackWeight) * record.SuccessRate + settings.FeedbackWeight * rated };
             var costTier = agent.Models.FirstOrDefault()?.CostTier ?? 1;
             var score = similarity * (1 - settings.SuccessWeight + settings.SuccessWeight * record.SuccessRate)
                         - settings.CostWeight * (costTier - 1)
