@@ -5,6 +5,7 @@ using AgentPlatform.Engine.Llm;
 using AgentPlatform.Engine.Execution;
 using AgentPlatform.Engine.Routing;
 using AgentPlatform.Engine.Tasks;
+using AgentPlatform.Engine.Webhooks;
 using Microsoft.Extensions.AI;
 using Hangfire;
 using Hangfire.PostgreSql;
@@ -156,7 +157,26 @@ public static class EngineExtensions
             http.AddHttpMessageHandler(() => new ProviderKeyRotationHandler(keys));
         }
 
-        services.AddHttpClient(WebhookDeliveryJob.HttpClientName, client => client.Timeout = TimeSpan.FromSeconds(10));
+        // Webhooks go to tenants' URLs: every connection is checked after DNS (WebhookTargets), no redirects,
+        // bounded time and headers, and none of the default handlers (service discovery would map names to our own services).
+        services.AddOptions<WebhookOptions>().Bind(configuration.GetSection(WebhookOptions.SectionName))
+            .Validate(o => o.Timeout > TimeSpan.Zero && o.Timeout <= TimeSpan.FromMinutes(5),
+                $"{WebhookOptions.SectionName}:Timeout must be between 0 and 5 minutes.")
+            .ValidateOnStart();
+        services.AddSingleton<WebhookTargets>();
+        services.AddHttpClient(WebhookDeliveryJob.HttpClientName, (sp, client) =>
+                client.Timeout = sp.GetRequiredService<IOptions<WebhookOptions>>().Value.Timeout)
+            .ConfigurePrimaryHttpMessageHandler(sp => new SocketsHttpHandler
+            {
+                ConnectCallback = sp.GetRequiredService<WebhookTargets>().ConnectAsync,
+                AllowAutoRedirect = false,
+                UseProxy = false,
+                UseCookies = false,
+                ConnectTimeout = TimeSpan.FromSeconds(5),
+                MaxResponseHeadersLength = 16,
+                MaxResponseDrainSize = 0,
+            })
+            .ConfigureAdditionalHttpMessageHandlers((handlers, _) => handlers.Clear());
 
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton<EngineReadiness>();

@@ -24,8 +24,9 @@ public sealed class CreateKeyRequest
     public string[]? AllowedTools { get; init; }
 }
 
+/// <summary>The new key; <c>key</c> and <c>webhook_secret</c> (which signs its webhooks) are shown only here.</summary>
 public sealed record CreatedKeyResponse(Guid Id, string Name, string Tier, string Key, decimal? DailyBudgetUsd,
-    string[]? AllowedAgents, string[]? AllowedTools, DateTimeOffset CreatedAt);
+    string[]? AllowedAgents, string[]? AllowedTools, DateTimeOffset CreatedAt, string? WebhookSecret);
 
 public sealed record KeyView(Guid Id, string Name, string Tier, string KeyPrefix, decimal? DailyBudgetUsd,
     string[]? AllowedAgents, string[]? AllowedTools, DateTimeOffset CreatedAt, DateTimeOffset? RevokedAt)
@@ -44,6 +45,8 @@ public static class AdminApi
         admin.MapPost("/keys", CreateKeyAsync).WithName("CreateApiKey")
             .WithSummary("Create a client key; the key itself is shown only in this response");
         admin.MapGet("/keys", ListKeysAsync).WithName("ListApiKeys").WithSummary("All keys, without their secrets");
+        admin.MapPost("/keys/{id:guid}/webhook-secret", RotateWebhookSecretAsync).WithName("RotateWebhookSecret")
+            .WithSummary("Replace a key's webhook signing secret; the new one is shown only in this response");
         admin.MapDelete("/keys/{id:guid}", RevokeKeyAsync).WithName("RevokeApiKey").WithSummary("Revoke a key");
 
         admin.MapGet("/agents", ListAgentDefinitions).WithName("ListAgentDefinitions").WithSummary("Every agent's full definition");
@@ -67,7 +70,7 @@ public static class AdminApi
         var (key, secret) = await keys.CreateAsync(request.Name, request.Tier.ToLowerInvariant(), request.DailyBudgetUsd,
             Clean(request.AllowedAgents), Clean(request.AllowedTools), cancellationToken);
         return TypedResults.Created($"/admin/keys/{key.Id}", new CreatedKeyResponse(
-            key.Id, key.Name, key.Tier, secret, key.DailyBudgetUsd, key.AllowedAgents, key.AllowedTools, key.CreatedAt));
+            key.Id, key.Name, key.Tier, secret, key.DailyBudgetUsd, key.AllowedAgents, key.AllowedTools, key.CreatedAt, key.WebhookSecret));
     }
 
     public static async Task<Ok<List<KeyView>>> ListKeysAsync([FromServices] ApiKeyStore keys, CancellationToken cancellationToken) =>
@@ -77,6 +80,14 @@ public static class AdminApi
         Guid id, [FromServices] ApiKeyStore keys, CancellationToken cancellationToken) =>
         await keys.RevokeAsync(id, cancellationToken)
             ? TypedResults.NoContent()
+            : TypedResults.NotFound(new ProblemDetails { Status = 404, Title = "Key not found", Detail = $"No active key {id}." });
+
+    public sealed record WebhookSecretResponse(Guid Id, string WebhookSecret);
+
+    public static async Task<Results<Ok<WebhookSecretResponse>, NotFound<ProblemDetails>>> RotateWebhookSecretAsync(
+        Guid id, [FromServices] ApiKeyStore keys, CancellationToken cancellationToken) =>
+        await keys.RotateWebhookSecretAsync(id, cancellationToken) is { } secret
+            ? TypedResults.Ok(new WebhookSecretResponse(id, secret))
             : TypedResults.NotFound(new ProblemDetails { Status = 404, Title = "Key not found", Detail = $"No active key {id}." });
 
     public sealed record AgentDefinitionView(string Name, string Source, AgentDefinition Definition);

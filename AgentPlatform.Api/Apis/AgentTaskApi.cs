@@ -7,6 +7,7 @@ using AgentPlatform.Engine.Agents;
 using AgentPlatform.Engine.Routing;
 using AgentPlatform.Engine.Data;
 using AgentPlatform.Engine.Tasks;
+using AgentPlatform.Engine.Webhooks;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
@@ -67,6 +68,7 @@ public static class AgentTaskApi
         ExecuteRequest request,
         [FromHeader(Name = "Idempotency-Key")] string? idempotencyKey,
         [FromServices] TaskServices services,
+        [FromServices] WebhookTargets webhooks,
         ClaimsPrincipal user,
         HttpContext http)
     {
@@ -76,6 +78,8 @@ public static class AgentTaskApi
             {
                 ["Idempotency-Key"] = ["The Idempotency-Key header must be 1 to 200 characters."],
             });
+        if (request.WebhookUrl is not null && WebhookRefusal(request.WebhookUrl, caller, webhooks) is { } refusal)
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["webhook_url"] = [refusal] });
 
         var auto = string.IsNullOrWhiteSpace(request.AgentType) || string.Equals(request.AgentType, AgentRegistry.Auto, StringComparison.OrdinalIgnoreCase);
         var named = (auto ? [] : new[] { request.AgentType! }).Concat(request.Agents ?? []).ToList();
@@ -96,7 +100,7 @@ public static class AgentTaskApi
             return Replay(existing, hash, http);
 
         var decision = await services.Router.RouteAsync(request.Task, request.AgentType, request.Strategy, request.Agents,
-            caller.MayUseAgent, http.RequestAborted);
+            caller.MayUseAgent, http.RequestAborted, caller.KeyId);
         var task = new AgentTask
         {
             Id = Guid.CreateVersion7(),
@@ -153,6 +157,12 @@ public static class AgentTaskApi
         return SyncOutcome(await services.Runner.RunClaimedAsync(task, caller.ToToolCaller(), http.RequestAborted), http);
     }
 
+    // Literal private addresses and localhost are refused here; names are checked on every delivery, after DNS.
+    private static string? WebhookRefusal(string url, Caller caller, WebhookTargets webhooks) =>
+        caller.IsAdmin
+            ? "The admin key has no webhook secret to sign deliveries with; submit webhook tasks with a client key."
+            : webhooks.RefusalOf(new Uri(url));
+
     private static Task<AgentTask?> FindByIdempotencyKeyAsync(AgentDbContext db, Guid keyId, string idempotencyKey) =>
         db.Tasks.AsNoTracking().FirstOrDefaultAsync(t => t.ApiKeyId == keyId && t.IdempotencyKey == idempotencyKey);
 
@@ -163,6 +173,7 @@ public static class AgentTaskApi
             return TypedResults.Problem(statusCode: 409, title: "Idempotency-Key reused",
                 detail: "This Idempotency-Key was already used with a different request body.",
                 extensions: new Dictionary<string, object?> { ["task_id"] = existing.Id });
+        // The row was just read: a replay tells where the task is now, not what the first answer said.
         if (existing.IsAsync) return Accepted(existing);
         if (!existing.IsFinal)
             return TypedResults.Problem(statusCode: 409, title: "Request in progress",
@@ -174,7 +185,7 @@ public static class AgentTaskApi
     private static Accepted<AcceptedResponse> Accepted(AgentTask task)
     {
         var statusUrl = $"/agent/status/{task.Id}";
-        return TypedResults.Accepted(statusUrl, new AcceptedResponse(task.Id, TaskStatus.Queued, statusUrl,
+        return TypedResults.Accepted(statusUrl, new AcceptedResponse(task.Id, task.Status, statusUrl,
             TaskRouting.FromJson(task.RoutingJson)?.Decision));
     }
 
@@ -257,20 +268,18 @@ public static class AgentTaskApi
         var taskId = request.TaskId!.Value;
         var agent = await db.Tasks.Where(t => t.Id == taskId && t.ApiKeyId == keyId).Select(t => t.Agent).FirstOrDefaultAsync();
         if (agent is null) return TaskNotFound(taskId);
-        // A rating moves the agent's track record, so the router learns from it.
-        await stats.RecordFeedbackAsync(agent, request.Rating!.Value);
 
-        var feedback = await db.Feedback.FindAsync(taskId);
-        if (feedback is null)
-        {
-            feedback = new TaskFeedback { TaskId = taskId, ApiKeyId = keyId };
-            db.Feedback.Add(feedback);
-        }
-        feedback.Rating = request.Rating!.Value;
-        feedback.Comment = request.Comment;
-        feedback.CreatedAt = DateTimeOffset.UtcNow;
-        await db.SaveChangesAsync();
-        return TypedResults.Ok(new FeedbackResponse(taskId, feedback.Rating, feedback.Comment, feedback.CreatedAt));
+        // One rating per task: a repeat replaces it. One statement, so concurrent ratings cannot collide on the key.
+        var createdAt = DateTimeOffset.UtcNow;
+        var firstRating = (await db.Database.SqlQuery<bool>($"""
+            INSERT INTO task_feedback ("TaskId", "ApiKeyId", "Rating", "Comment", "CreatedAt")
+            VALUES ({taskId}, {keyId}, {request.Rating!.Value}, {request.Comment}, {createdAt})
+            ON CONFLICT ("TaskId") DO UPDATE SET "Rating" = EXCLUDED."Rating", "Comment" = EXCLUDED."Comment", "CreatedAt" = EXCLUDED."CreatedAt"
+            RETURNING (xmax = 0) AS "Value"
+            """).ToListAsync()).Single();
+        // A task's rating teaches the router once (the first time), and only this key's routing: see AgentStats.
+        if (firstRating) await stats.RecordFeedbackAsync(keyId, agent, request.Rating!.Value);
+        return TypedResults.Ok(new FeedbackResponse(taskId, request.Rating!.Value, request.Comment, createdAt));
     }
 
     private static NotFound<ProblemDetails> TaskNotFound(Guid taskId) => TypedResults.NotFound(new ProblemDetails

@@ -104,11 +104,49 @@ public sealed record FeedbackResponse(Guid TaskId, int Rating, string? Comment, 
 
 internal static class RequestHash
 {
-    /// <summary>Fingerprint of what an Idempotency-Key promises: the same key must mean the same request.</summary>
+    /// <summary>
+    /// Fingerprint of what an Idempotency-Key promises: the same key must mean the same request. The
+    /// context is hashed as canonical JSON (keys sorted, no whitespace), so a client that re-serialises
+    /// the same object in another key order is still sending the same request.
+    /// </summary>
     public static string Of(ExecuteRequest request) =>
         Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(JsonSerializer.SerializeToUtf8Bytes(new
         {
-            request.Task, request.AgentType, Context = request.Context?.ToJsonString(), request.AsyncExecution,
+            request.Task, request.AgentType, Context = request.Context is null ? null : Canonical(request.Context), request.AsyncExecution,
             request.Priority, request.SessionId, request.WebhookUrl, request.Strategy, request.Agents,
         })));
+
+    internal static string Canonical(JsonNode node)
+    {
+        using var buffer = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(buffer)) Write(writer, node);
+        return System.Text.Encoding.UTF8.GetString(buffer.ToArray());
+    }
+
+    private static void Write(Utf8JsonWriter writer, JsonNode? node)
+    {
+        switch (node)
+        {
+            case JsonObject obj:
+                writer.WriteStartObject();
+                foreach (var (name, value) in obj.OrderBy(p => p.Key, StringComparer.Ordinal))
+                {
+                    writer.WritePropertyName(name);
+                    Write(writer, value);
+                }
+                writer.WriteEndObject();
+                break;
+            case JsonArray array:
+                writer.WriteStartArray();
+                foreach (var item in array) Write(writer, item);
+                writer.WriteEndArray();
+                break;
+            case null:
+                writer.WriteNullValue();
+                break;
+            default:
+                node.WriteTo(writer);
+                break;
+        }
+    }
 }

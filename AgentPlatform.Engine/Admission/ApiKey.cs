@@ -12,6 +12,11 @@ public sealed class ApiKey
     public decimal? DailyBudgetUsd { get; set; }
     public string[]? AllowedAgents { get; set; }
     public string[]? AllowedTools { get; set; }
+    /// <summary>
+    /// Signs this key's webhook deliveries (HMAC-SHA256). Kept readable, unlike the key itself, because
+    /// the platform must sign with it; shown to the client once, when the key is created.
+    /// </summary>
+    public string? WebhookSecret { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
     public DateTimeOffset? RevokedAt { get; set; }
 }

@@ -24,6 +24,7 @@ public sealed class ApiKeyStore(AgentDbContext db)
             DailyBudgetUsd = dailyBudgetUsd,
             AllowedAgents = allowedAgents,
             AllowedTools = allowedTools,
+            WebhookSecret = Webhooks.WebhookSignature.NewSecret(),
             CreatedAt = DateTimeOffset.UtcNow,
         };
         db.ApiKeys.Add(key);
@@ -43,6 +44,15 @@ public sealed class ApiKeyStore(AgentDbContext db)
     public async Task<bool> RevokeAsync(Guid id, CancellationToken cancellationToken) =>
         await db.ApiKeys.Where(k => k.Id == id && k.RevokedAt == null)
             .ExecuteUpdateAsync(s => s.SetProperty(k => k.RevokedAt, DateTimeOffset.UtcNow), cancellationToken) == 1;
+
+    /// <summary>A new webhook secret for an active key (the old one stops verifying at once); null when there is no such key.</summary>
+    public async Task<string?> RotateWebhookSecretAsync(Guid id, CancellationToken cancellationToken)
+    {
+        var secret = Webhooks.WebhookSignature.NewSecret();
+        var updated = await db.ApiKeys.Where(k => k.Id == id && k.RevokedAt == null)
+            .ExecuteUpdateAsync(s => s.SetProperty(k => k.WebhookSecret, secret), cancellationToken);
+        return updated == 1 ? secret : null;
+    }
 
     // Keys carry 256 random bits, so a fast hash is enough; a slow password hash would only cost latency.
     public static string Hash(string secret) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(secret)));

@@ -46,24 +46,27 @@ public sealed class AgentInvoker(AgentClients clients, AgentStats stats, IToolCa
         {
             // Unavailable: the breakers refused every model (retry later). Failed: the models were tried and failed.
             var allOpen = e.Attempts.All(a => a.Outcome == "circuit_open");
-            return await FailedAsync(agent, allOpen ? "unavailable" : "failed", e.Message, clock, attempts, activity, allOpen ? e.RetryAfter : null);
+            return await FailedAsync(agent, allOpen ? "unavailable" : "failed", e.Message, e, clock, attempts, activity, allOpen ? e.RetryAfter : null);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             return await FailedAsync(agent, "timeout", $"Agent '{agent.Name}' did not finish within its time limit of {agent.TimeoutSeconds} s.",
-                clock, attempts, activity);
+                null, clock, attempts, activity);
         }
         catch (Exception e) when (ProviderFailures.IsProviderFailure(e, cancellationToken))
         {
-            return await FailedAsync(agent, "failed", ProviderFailures.Describe(e), clock, attempts, activity);
+            return await FailedAsync(agent, "failed", ProviderFailures.Describe(e), e, clock, attempts, activity);
         }
     }
 
-    private async Task<AgentRun> FailedAsync(AgentDefinition agent, string outcome, string error, Stopwatch clock, ModelAttemptLog attempts,
-        Activity? activity, TimeSpan? retryAfter = null)
+    /// <param name="error">The sanitized reason the client sees (<see cref="ProviderFailures.Describe"/>).</param>
+    /// <param name="cause">The full failure, for the log and the trace only.</param>
+    private async Task<AgentRun> FailedAsync(AgentDefinition agent, string outcome, string error, Exception? cause, Stopwatch clock,
+        ModelAttemptLog attempts, Activity? activity, TimeSpan? retryAfter = null)
     {
-        logger.LogWarning("Agent {Agent} {Outcome}: {Error}", agent.Name, outcome, error);
+        logger.LogWarning(cause, "Agent {Agent} {Outcome}: {Error}", agent.Name, outcome, error);
         activity?.SetStatus(ActivityStatusCode.Error, error);
+        if (cause is not null) activity?.AddException(cause);
         await stats.RecordOutcomeAsync(agent.Name, false, null);
         // A run can fail after some calls succeeded (a tool loop): what they cost was spent all the same.
         return new AgentRun(agent.Name, outcome, null, null, null, null, attempts.InputTokens, attempts.OutputTokens, attempts.CostUsd,

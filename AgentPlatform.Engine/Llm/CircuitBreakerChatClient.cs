@@ -87,6 +87,8 @@ public sealed class FallbackChatClient(string agent, IReadOnlyList<FallbackChatC
             }
             catch (Exception e) when (ProviderFailures.IsProviderFailure(e, cancellationToken))
             {
+                // The attempt keeps the sanitized reason; the provider's own words go to the trace only.
+                Activity.Current?.AddException(e);
                 attempts.Add(new ModelAttempt(link.Provider, link.Model, "failed", ProviderFailures.Describe(e), clock.ElapsedMilliseconds));
             }
         }
@@ -111,6 +113,7 @@ public sealed class FallbackChatClient(string agent, IReadOnlyList<FallbackChatC
             }
             catch (Exception e) when (e is Polly.CircuitBreaker.BrokenCircuitException || ProviderFailures.IsProviderFailure(e, cancellationToken))
             {
+                Activity.Current?.AddException(e);
                 attempts.Add(new ModelAttempt(link.Provider, link.Model, e is Polly.CircuitBreaker.BrokenCircuitException ? "circuit_open" : "failed",
                     ProviderFailures.Describe(e), 0));
                 if (updates is not null) await updates.DisposeAsync();

@@ -21,19 +21,31 @@ public static class ProviderFailures
     public static bool CountsAgainstBreaker(Exception e, CancellationToken callerToken) =>
         IsProviderFailure(e, callerToken) && e is not BrokenCircuitException && e is not ClientResultException { Status: 400 or 422 };
 
-    public static string Describe(Exception e)
+    /// <summary>
+    /// A reason a tenant may read: the kind of failure and the provider's status code, never the
+    /// provider's response body or exception text (they can echo prompts, keys, internal hosts). The
+    /// full exception goes to the logs and the trace where the failure is handled.
+    /// </summary>
+    public static string Describe(Exception e) => e switch
     {
-        var message = e switch
-        {
-            AgentUnavailableException u => u.Message,
-            ClientResultException c => $"LLM provider answered HTTP {c.Status}: {c.Message}",
-            TimeoutRejectedException or OperationCanceledException => "LLM provider did not answer in time.",
-            BrokenCircuitException => "LLM provider is unavailable (circuit open).",
-            HttpRequestException h => $"LLM provider could not be reached: {h.Message}",
-            _ => $"LLM provider failed: {e.Message}",
-        };
-        return message.Length <= 2000 ? message : message[..2000];
-    }
+        // Its message is built from the attempts' reasons, which went through this method.
+        AgentUnavailableException u => u.Message,
+        ClientResultException { Status: 429 } => "The provider rate limited the request (429).",
+        ClientResultException { Status: 401 or 403 } c => $"The provider refused the platform's credentials ({c.Status}).",
+        ClientResultException { Status: 408 } => "The provider timed out (408).",
+        ClientResultException { Status: >= 500 } c => $"The provider answered {c.Status} (server error).",
+        ClientResultException { Status: >= 400 } c => $"The provider rejected the request ({c.Status}).",
+        ClientResultException { Status: > 0 } c => $"The provider answered {c.Status}.",
+        ClientResultException => "The provider could not be reached.",
+        TimeoutRejectedException or OperationCanceledException => "The provider timed out.",
+        BrokenCircuitException => "The provider is unavailable (circuit open).",
+        HttpRequestException { HttpRequestError: HttpRequestError.NameResolutionError } => "The provider could not be reached (name resolution failed).",
+        HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError } => "The provider could not be reached (connection failed).",
+        HttpRequestException { HttpRequestError: HttpRequestError.SecureConnectionError } => "The provider could not be reached (TLS failed).",
+        HttpRequestException => "The provider could not be reached.",
+        JsonException => "The provider's answer could not be read.",
+        _ => "The provider call failed.",
+    };
 }
 
 /// <summary>Every model of an agent's chain failed or has an open circuit breaker.</summary>

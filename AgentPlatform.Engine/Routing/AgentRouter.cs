@@ -41,8 +41,9 @@ public sealed class AgentRouter(
     /// <param name="strategy">single, parallel or cascade to force one; null lets the router choose.</param>
     /// <param name="agents">Explicit participants (in order) for a parallel or cascade run.</param>
     /// <param name="mayUse">The caller's allow-list check; agents it refuses are never chosen.</param>
+    /// <param name="apiKeyId">The caller, whose own feedback adjusts its ranking (and nobody else's).</param>
     public async Task<RoutingDecision> RouteAsync(string task, string? requestedAgent, string? strategy, IReadOnlyList<string>? agents,
-        Func<string, bool> mayUse, CancellationToken cancellationToken)
+        Func<string, bool> mayUse, CancellationToken cancellationToken, Guid? apiKeyId = null)
     {
         using var activity = PlatformTelemetry.ActivitySource.StartActivity("agent.route");
         var settings = options.CurrentValue;
@@ -51,7 +52,7 @@ public sealed class AgentRouter(
 
         // A named agent with a single run needs no ranking (and no embedding call).
         var (ranking, space) = auto || strategy is Strategies.Parallel or Strategies.Cascade && agents is not { Count: > 0 }
-            ? await RankAsync(task, snapshot, mayUse, settings, cancellationToken)
+            ? await RankAsync(task, snapshot, mayUse, apiKeyId, settings, cancellationToken)
             : ([], null);
 
         RoutingDecision decision;
@@ -126,7 +127,7 @@ public sealed class AgentRouter(
     }
 
     private async Task<(IReadOnlyList<RoutingCandidate> Ranking, string? Space)> RankAsync(string task, AgentSnapshot snapshot,
-        Func<string, bool> mayUse, RouterOptions settings, CancellationToken cancellationToken)
+        Func<string, bool> mayUse, Guid? apiKeyId, RouterOptions settings, CancellationToken cancellationToken)
     {
         var agents = snapshot.All.Where(a => mayUse(a.Name)).ToList();
         if (agents.Count == 0) return ([], null);
@@ -146,6 +147,7 @@ public sealed class AgentRouter(
         var query = embedded.Vectors[0];
 
         var records = await stats.ReadAsync();
+        var feedback = apiKeyId is { } keyId ? await stats.ReadFeedbackAsync(keyId) : new Dictionary<string, double>();
         var ranking = new List<RoutingCandidate>(agents.Count);
         foreach (var agent in agents)
         {
@@ -154,6 +156,8 @@ public sealed class AgentRouter(
             var record = records.GetValueOrDefault(agent.Name, new AgentTrackRecord(settings.PriorSuccessRate, null));
             record = new AgentTrackRecord(Finite(record.SuccessRate, settings.PriorSuccessRate),
                 record.LatencyMs is { } latency && double.IsFinite(latency) ? latency : null);
+            if (feedback.TryGetValue(agent.Name, out var rated))
+                record = record with { SuccessRate = (1 - settings.FeedbackWeight) * record.SuccessRate + settings.FeedbackWeight * Finite(rated, record.SuccessRate) };
             var costTier = agent.Models.FirstOrDefault()?.CostTier ?? 1;
             var score = similarity * (1 - settings.SuccessWeight + settings.SuccessWeight * record.SuccessRate)
                         - settings.CostWeight * (costTier - 1)

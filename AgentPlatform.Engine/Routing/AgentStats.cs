@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
@@ -8,8 +9,11 @@ namespace AgentPlatform.Engine.Routing;
 public readonly record struct AgentTrackRecord(double SuccessRate, double? LatencyMs);
 
 /// <summary>
-/// Exponential moving averages of each agent's outcomes (success 1, failure 0, a feedback rating
-/// r as (r-1)/4) and latency, shared by every replica in Redis and updated atomically there.
+/// Exponential moving averages of each agent's outcomes (success 1, failure 0) and latency, shared by
+/// every replica in Redis and updated atomically there. Feedback ratings (r as (r-1)/4) go to a
+/// separate EMA per API key: a rating is one tenant's opinion, so it moves only that key's routing
+/// (<see cref="AgentRouter"/> blends it over the global record); outcomes are facts and stay global.
+/// Otherwise one tenant posting bad ratings could steer every other tenant away from an agent.
 /// Reads are cached for <see cref="RouterOptions.StatsCacheDuration"/>; a Redis outage leaves the
 /// router on its last known figures instead of failing requests.
 /// </summary>
@@ -17,6 +21,7 @@ public sealed class AgentStats(IConnectionMultiplexer redis, IOptionsMonitor<Rou
 {
     private string SuccessKey => options.CurrentValue.StatsNamespace + ":ema:success";
     private string LatencyKey => options.CurrentValue.StatsNamespace + ":ema:latency_ms";
+    private string FeedbackKey(Guid apiKeyId) => options.CurrentValue.StatsNamespace + ":ema:feedback:" + apiKeyId.ToString("N");
 
     // One round trip updates the success EMA and, when given (latency >= 0), the latency EMA.
     private static readonly LuaScript Update = LuaScript.Prepare("""
@@ -35,19 +40,47 @@ public sealed class AgentStats(IConnectionMultiplexer redis, IOptionsMonitor<Rou
     private volatile Dictionary<string, AgentTrackRecord> _cache = new(StringComparer.OrdinalIgnoreCase);
     private DateTimeOffset _cachedAt = DateTimeOffset.MinValue;
 
+    private readonly ConcurrentDictionary<Guid, (DateTimeOffset At, Dictionary<string, double> Ratings)> _feedbackCache = new();
+
     public Task RecordOutcomeAsync(string agent, bool success, TimeSpan? latency) =>
-        RecordAsync(agent, success ? 1.0 : 0.0, latency);
+        RecordAsync(SuccessKey, agent, success ? 1.0 : 0.0, latency);
 
-    public Task RecordFeedbackAsync(string agent, int rating) => RecordAsync(agent, (rating - 1) / 4.0, null);
+    /// <summary>A key's rating of an agent's answer: moves that key's feedback EMA only.</summary>
+    public async Task RecordFeedbackAsync(Guid apiKeyId, string agent, int rating)
+    {
+        await RecordAsync(FeedbackKey(apiKeyId), agent, (rating - 1) / 4.0, null);
+        _feedbackCache.TryRemove(apiKeyId, out _);
+    }
 
-    private async Task RecordAsync(string agent, double outcome, TimeSpan? latency)
+    /// <summary>The key's feedback EMA per agent (0 worst, 1 best); agents it never rated are absent.</summary>
+    public async Task<IReadOnlyDictionary<string, double>> ReadFeedbackAsync(Guid apiKeyId)
+    {
+        if (_feedbackCache.TryGetValue(apiKeyId, out var cached) && DateTimeOffset.UtcNow - cached.At < options.CurrentValue.StatsCacheDuration)
+            return cached.Ratings;
+        try
+        {
+            var ratings = (await redis.GetDatabase().HashGetAllAsync(FeedbackKey(apiKeyId)))
+                .ToDictionary(e => (string)e.Name!, e => (double)e.Value, StringComparer.OrdinalIgnoreCase);
+            // Bounded: a flood of distinct keys costs a cache reset, not memory.
+            if (_feedbackCache.Count > 10_000) _feedbackCache.Clear();
+            _feedbackCache[apiKeyId] = (DateTimeOffset.UtcNow, ratings);
+            return ratings;
+        }
+        catch (RedisException e)
+        {
+            logger.LogWarning(e, "Feedback of key {ApiKeyId} unavailable; routing on the global record", apiKeyId);
+            return cached.Ratings ?? new Dictionary<string, double>();
+        }
+    }
+
+    private async Task RecordAsync(string successKey, string agent, double outcome, TimeSpan? latency)
     {
         var alpha = options.CurrentValue.EmaAlpha;
         try
         {
             await redis.GetDatabase().ScriptEvaluateAsync(Update, new
             {
-                successKey = (RedisKey)SuccessKey,
+                successKey = (RedisKey)successKey,
                 latencyKey = (RedisKey)LatencyKey,
                 agent,
                 alpha,

@@ -19,6 +19,13 @@ public sealed class RouterOptions
     [Range(0.0, 1.0)]
     public double SuccessWeight { get; set; } = 0.6;
 
+    /// <summary>
+    /// How much a key's own feedback counts in its routing: its success rate for an agent it rated is
+    /// (1 − w) × the global record + w × its feedback EMA. Other keys never see it.
+    /// </summary>
+    [Range(0.0, 1.0)]
+    public double FeedbackWeight { get; set; } = 0.5;
+
     /// <summary>Score penalty per cost tier above 1 (tiers 1..5).</summary>
     [Range(0.0, 1.0)]
     public double CostWeight { get; set; } = 0.01;

@@ -1,6 +1,9 @@
-using System.Net.Http.Json;
+using System.Diagnostics;
+using System.Net.Http.Headers;
 using System.Text.Json;
 using AgentPlatform.Engine.Data;
+using AgentPlatform.Engine.Telemetry;
+using AgentPlatform.Engine.Webhooks;
 using Hangfire;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Logging;
@@ -8,10 +11,12 @@ using Microsoft.Extensions.Logging;
 namespace AgentPlatform.Engine.Tasks;
 
 /// <summary>
-/// POSTs a finished async task to its <c>webhook_url</c>. Delivery is at least once: a failed or
-/// non-2xx attempt throws and Hangfire retries it with its backoff.
+/// POSTs a finished async task to its <c>webhook_url</c>, signed with the key's webhook secret (see
+/// <see cref="WebhookSignature"/>). Delivery is at least once: a failed or non-2xx attempt throws and
+/// Hangfire retries it with its backoff. A target that resolves only to blocked addresses is never
+/// called and not retried; redirects are not followed; the response body is never read.
 /// </summary>
-public sealed class WebhookDeliveryJob(AgentDbContext db, IHttpClientFactory httpClients, ILogger<WebhookDeliveryJob> logger)
+public sealed class WebhookDeliveryJob(AgentDbContext db, IHttpClientFactory httpClients, TimeProvider time, ILogger<WebhookDeliveryJob> logger)
 {
     public const string HttpClientName = "webhooks";
 
@@ -27,7 +32,18 @@ public sealed class WebhookDeliveryJob(AgentDbContext db, IHttpClientFactory htt
         var task = await db.Tasks.AsNoTracking().FirstOrDefaultAsync(t => t.Id == taskId, cancellationToken);
         if (task?.WebhookUrl is null || !task.IsFinal) return;
 
-        using var response = await httpClients.CreateClient(HttpClientName).PostAsJsonAsync(task.WebhookUrl, new
+        using var activity = PlatformTelemetry.ActivitySource.StartActivity("webhook.deliver");
+        activity?.SetTag("agent.task.id", task.Id.ToString());
+        var secret = await db.ApiKeys.AsNoTracking().Where(k => k.Id == task.ApiKeyId).Select(k => k.WebhookSecret).FirstOrDefaultAsync(cancellationToken);
+        if (secret is null)
+        {
+            // Unsigned deliveries would teach receivers to accept anything; the submission refuses keys without a secret.
+            logger.LogError("Webhook for task {TaskId} not sent: its API key has no webhook secret", task.Id);
+            activity?.SetStatus(ActivityStatusCode.Error, "no webhook secret");
+            return;
+        }
+
+        var body = JsonSerializer.SerializeToUtf8Bytes(new
         {
             Event = "task." + task.Status,
             TaskId = task.Id,
@@ -44,8 +60,30 @@ public sealed class WebhookDeliveryJob(AgentDbContext db, IHttpClientFactory htt
             task.CostUsd,
             task.CreatedAt,
             task.CompletedAt,
-        }, Json, cancellationToken);
-        response.EnsureSuccessStatusCode();
-        logger.LogInformation("Webhook for task {TaskId} delivered ({Status})", task.Id, (int)response.StatusCode);
+        }, Json);
+        var timestamp = time.GetUtcNow().ToUnixTimeSeconds();
+        using var request = new HttpRequestMessage(HttpMethod.Post, task.WebhookUrl)
+        {
+            Content = new ByteArrayContent(body) { Headers = { ContentType = new MediaTypeHeaderValue("application/json") } },
+        };
+        request.Headers.Add(WebhookSignature.TimestampHeader, timestamp.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        request.Headers.Add(WebhookSignature.SignatureHeader, WebhookSignature.Sign(secret, timestamp, body));
+        request.Headers.Add("X-AgentPlatform-Delivery", task.Id.ToString());
+
+        try
+        {
+            // Headers only: whatever the receiver sends as a body is never read.
+            using var response = await httpClients.CreateClient(HttpClientName).SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+            if (!response.IsSuccessStatusCode)
+                throw new HttpRequestException($"Webhook receiver answered {(int)response.StatusCode}" +
+                    ((int)response.StatusCode is >= 300 and < 400 ? " (redirects are not followed)" : ""), null, response.StatusCode);
+            logger.LogInformation("Webhook for task {TaskId} delivered ({Status})", task.Id, (int)response.StatusCode);
+        }
+        catch (HttpRequestException e) when (e.InnerException is WebhookTargetRefusedException refused)
+        {
+            // The policy will not change on a retry: record the refusal once and stop.
+            logger.LogError("Webhook for task {TaskId} refused: {Reason}", task.Id, refused.Message);
+            activity?.SetStatus(ActivityStatusCode.Error, refused.Message);
+        }
     }
 }

@@ -109,7 +109,8 @@ public sealed class AgentEngineTests(PlatformFixture platform)
         Assert.Equal("open", health["models"]![0]!["breaker_state"]!.GetValue<string>());
         Assert.Equal("closed", health["models"]![1]!["breaker_state"]!.GetValue<string>());
         Assert.Equal("degraded", health["status"]!.GetValue<string>());
-        Assert.Contains("500", health["models"]![0]!["last_error"]!.GetValue<string>());
+        Assert.Equal("The provider answered 500 (server error).", health["models"]![0]!["last_error"]!.GetValue<string>());
+        Assert.DoesNotContain("scripted failure", health.ToJsonString());
         var metrics = await platform.Client().GetStringAsync("/metrics");
         Assert.Matches($"circuit_breaker_state\\{{[^}}]*agent=\"{name}\"[^}}]*model=\"default/{primary}\"[^}}]*\\}} 1", metrics);
 

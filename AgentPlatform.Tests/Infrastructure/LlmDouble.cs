@@ -19,6 +19,9 @@ public sealed record LlmStep(int Status = 200, TimeSpan Delay = default, string?
 /// <summary>A tool call the scripted model makes: the tool's name and its arguments as JSON.</summary>
 public sealed record ToolCallStep(string Name, string ArgumentsJson);
 
+/// <summary>A webhook delivery the double's receiver got: the parsed body, the exact bytes and the signature headers.</summary>
+public sealed record WebhookDelivery(string Name, JsonObject Body, byte[] RawBody, string? Timestamp, string? Signature);
+
 /// <summary>A call the double received (Completed marks the answer it sent back).</summary>
 public sealed record LlmCall(string Marker, string Model, string? TraceParent, string UserMessage, DateTimeOffset At, bool Completed,
     JsonArray? Messages = null, JsonArray? Tools = null, string? Authorization = null);
@@ -35,7 +38,7 @@ public sealed class LlmDouble : IAsyncDisposable
     private readonly ConcurrentDictionary<string, LlmStep[]> _modelScripts = new();
     private readonly ConcurrentDictionary<string, int> _counts = new();
     private readonly ConcurrentQueue<LlmCall> _calls = new();
-    private readonly ConcurrentQueue<(string Name, JsonObject Body)> _webhooks = new();
+    private readonly ConcurrentQueue<WebhookDelivery> _webhooks = new();
     private readonly ConcurrentDictionary<string, bool> _failingHooks = new();
 
     public string BaseUrl { get; }
@@ -60,8 +63,10 @@ public sealed class LlmDouble : IAsyncDisposable
         // A client's webhook receiver, for tests of webhook delivery (not part of the OpenAI protocol).
         app.MapPost("/hooks/{name}", async (string name, HttpContext http) =>
         {
-            var body = (await JsonNode.ParseAsync(http.Request.Body))!.AsObject();
-            llm._webhooks.Enqueue((name, body));
+            using var raw = new MemoryStream();
+            await http.Request.Body.CopyToAsync(raw);
+            llm._webhooks.Enqueue(new WebhookDelivery(name, JsonNode.Parse(raw.ToArray())!.AsObject(), raw.ToArray(),
+                http.Request.Headers["X-AgentPlatform-Timestamp"].FirstOrDefault(), http.Request.Headers["X-AgentPlatform-Signature"].FirstOrDefault()));
             return llm._failingHooks.TryRemove(name, out _) ? Results.StatusCode(500) : Results.Ok();
         });
         await app.StartAsync();
@@ -94,6 +99,9 @@ public sealed class LlmDouble : IAsyncDisposable
     public void FailNextWebhook(string name) => _failingHooks[name] = true;
 
     public IReadOnlyList<JsonObject> WebhooksFor(string name) => _webhooks.Where(w => w.Name == name).Select(w => w.Body).ToList();
+
+    /// <summary>Every delivery to <paramref name="name"/> as received: raw body and signature headers.</summary>
+    public IReadOnlyList<WebhookDelivery> DeliveriesFor(string name) => _webhooks.Where(w => w.Name == name).ToList();
 
     public IReadOnlyList<LlmCall> CallsFor(string marker) => _calls.Where(c => c.Marker == marker).ToList();
 

@@ -60,6 +60,8 @@ public sealed class PlatformFixture : IAsyncLifetime
         ["Queue__MaintenanceInterval"] = "00:00:01",
         ["Router__StatsCacheDuration"] = "00:00:00",
         ["Router__EmbeddingBreakDuration"] = "00:00:03",
+        // Webhooks go to the LLM double on 127.0.0.1; WebhookTests prove the default (false) refuses that.
+        ["Webhooks__AllowPrivateTargets"] = "true",
         // A second provider with three keys, for the key-rotation tests.
         ["Llm__Providers__pool__Endpoint"] = Llm.BaseUrl,
         ["Llm__Providers__pool__Keys__0"] = "pool-key-1",
@@ -80,9 +82,11 @@ public sealed class PlatformFixture : IAsyncLifetime
     /// fixture ends: Hangfire keeps process-wide state (log provider, storage) that points at the
     /// latest host, so disposing a host in the middle would break the others in this test process.
     /// </summary>
-    public ApiFactory StartExtraApi(string? redis = null, Action<Dictionary<string, string>>? configure = null)
+    public ApiFactory StartExtraApi(string? redis = null, IReadOnlyDictionary<string, string>? overrides = null,
+        Action<Dictionary<string, string>>? configure = null)
     {
         var settings = Settings(redis);
+        foreach (var (key, value) in overrides ?? new Dictionary<string, string>()) settings[key] = value;
         configure?.Invoke(settings);
         var api = ApiFactory.StartOnKestrel(settings);
         _extraApis.Add(api);

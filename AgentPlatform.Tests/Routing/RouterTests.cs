@@ -84,9 +84,14 @@ public sealed class RouterTests(PlatformFixture platform, ITestOutputHelper outp
         for (var i = 0; i < 15; i++) await stats.RecordOutcomeAsync("code", success: true, TimeSpan.FromMilliseconds(200));
         Assert.Equal("code", (await router.RouteAsync(prompt, null, null, null, _ => true, CancellationToken.None)).Agent);
 
-        var before = (await stats.ReadAsync())["code"].SuccessRate;
-        await stats.RecordFeedbackAsync("code", 1);
-        Assert.True((await stats.ReadAsync())["code"].SuccessRate < before);
+        // Feedback is one key's opinion: it lowers code's record in that key's routing only.
+        var (rater, bystander) = (Guid.NewGuid(), Guid.NewGuid());
+        var global = (await stats.ReadAsync())["code"].SuccessRate;
+        for (var i = 0; i < 10; i++) await stats.RecordFeedbackAsync(rater, "code", 1);
+        double CodeRecord(RoutingDecision d) => d.Candidates.Single(c => c.Agent == "code").SuccessRate;
+        Assert.True(CodeRecord(await router.RouteAsync(prompt, null, null, null, _ => true, CancellationToken.None, rater)) < global - 0.3);
+        Assert.Equal(Math.Round(global, 4), CodeRecord(await router.RouteAsync(prompt, null, null, null, _ => true, CancellationToken.None, bystander)));
+        Assert.Equal(global, (await stats.ReadAsync())["code"].SuccessRate);
     }
 
     [Fact]

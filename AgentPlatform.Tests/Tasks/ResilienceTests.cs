@@ -76,7 +76,10 @@ public sealed class ResilienceTests(PlatformFixture platform)
         var final = await client.WaitForFinalAsync(taskId);
 
         Assert.Equal("failed", final["status"]!.GetValue<string>());
-        Assert.Contains("500", final["error"]!.GetValue<string>());
+        Assert.Contains("The provider answered 500 (server error).", final["error"]!.GetValue<string>());
+        // The provider's own words (its error body) stay in logs and traces.
+        Assert.DoesNotContain("scripted failure", final.ToJsonString());
+        Assert.Equal("The provider answered 500 (server error).", final["runs"]![0]!["attempts"]![0]!["error"]!.GetValue<string>());
         Assert.Equal(3, platform.Llm.CallsFor("always-500").Count); // 1 + Llm:MaxRetries (2)
     }
 

@@ -14,6 +14,7 @@ internal sealed class ApiKeyConfiguration : IEntityTypeConfiguration<ApiKey>
         key.Property(k => k.Tier).HasMaxLength(50);
         key.Property(k => k.KeyHash).HasMaxLength(64);
         key.Property(k => k.KeyPrefix).HasMaxLength(16);
+        key.Property(k => k.WebhookSecret).HasMaxLength(100);
         key.Property(k => k.DailyBudgetUsd).HasPrecision(18, 6);
         key.HasIndex(k => k.KeyHash).IsUnique();
     }
