@@ -206,7 +206,11 @@ public sealed class TaskRunner(
         {
             try
             {
-                updated = await db.Tasks.Where(t => t.Id == task.Id && t.Status == TaskStatus.Running && t.LeaseOwner == task.LeaseOwner)
+                // Still this run's: running under its lease, or handed back to the queue by the sweep (its lease lapsed
+                // during an outage) but not claimed by another run since (that would have counted an attempt).
+                updated = await db.Tasks.Where(t => t.Id == task.Id
+                        && ((t.Status == TaskStatus.Running && t.LeaseOwner == task.LeaseOwner)
+                            || (t.Status == TaskStatus.Queued && t.LeaseOwner == null && t.Attempts == task.Attempts)))
                     .ExecuteUpdateAsync(s => s
                         .SetProperty(t => t.Status, task.Status)
                         .SetProperty(t => t.Agent, task.Agent)
@@ -220,6 +224,7 @@ public sealed class TaskRunner(
                         .SetProperty(t => t.Strategy, task.Strategy)
                         .SetProperty(t => t.RoutingJson, task.RoutingJson)
                         .SetProperty(t => t.ToolCallsJson, task.ToolCallsJson)
+                        .SetProperty(t => t.LeaseOwner, task.LeaseOwner)
                         .SetProperty(t => t.LeaseExpiresAt, (DateTimeOffset?)null)
                         .SetProperty(t => t.CompletedAt, task.CompletedAt), CancellationToken.None);
                 break;
