@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text;
+using System.Text.Json.Nodes;
 using AgentPlatform.Tests.Infrastructure;
 
 namespace AgentPlatform.Tests.Admission;
@@ -84,6 +85,34 @@ public sealed class AdmissionTests(PlatformFixture platform)
         Assert.Equal(HttpStatusCode.OK, allowed.StatusCode);
         Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
         Assert.Contains("research", (await refused.JsonAsync())["detail"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task A_key_with_an_empty_agent_list_may_use_no_agent()
+    {
+        var admin = platform.Client(PlatformFixture.AdminKey);
+        var created = await (await admin.PostAsJsonAsync("/admin/keys", new { name = "no-agents", tier = "pro", allowed_agents = Array.Empty<string>() })).JsonAsync();
+        var client = platform.Client(created["key"]!.GetValue<string>());
+
+        var named = await client.ExecuteAsync(new { task = "explain gravity", agent_type = "general" });
+        var auto = await client.ExecuteAsync(new { task = "explain gravity" });
+
+        Assert.Empty(created["allowed_agents"]!.AsArray()); // stored as an empty list, not as "no list"
+        Assert.Equal(HttpStatusCode.Forbidden, named.StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, auto.StatusCode);
+        Assert.Contains("allowed_agents", (await auto.JsonAsync())["detail"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Auto_routing_never_falls_back_to_an_agent_the_key_may_not_use()
+    {
+        var client = platform.Client(await platform.CreateKeyAsync(allowedAgents: ["code"]));
+
+        // Matches no agent's profile, so the router would fall back to the default agent (general).
+        var response = await client.ExecuteAsync(new { task = "qwzx vbnm plokij" });
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("code", (await response.JsonAsync())["agent"]!.GetValue<string>());
     }
 
     [Theory]
