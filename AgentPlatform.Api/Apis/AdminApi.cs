@@ -27,11 +27,13 @@ public sealed class CreateKeyRequest
 public sealed record CreatedKeyResponse(Guid Id, string Name, string Tier, string Key, decimal? DailyBudgetUsd,
     string[]? AllowedAgents, string[]? AllowedTools, DateTimeOffset CreatedAt);
 
-public sealed record KeyView(Guid Id, string Name, string Tier, string KeyPrefix, decimal? DailyBudgetUsd,
+/// <param name="TierConfigured">False when the key's tier is no longer under Tiers:Limits: the key is refused (403) until it is.</param>
+public sealed record KeyView(Guid Id, string Name, string Tier, bool TierConfigured, string KeyPrefix, decimal? DailyBudgetUsd,
     string[]? AllowedAgents, string[]? AllowedTools, DateTimeOffset CreatedAt, DateTimeOffset? RevokedAt)
 {
-    public static KeyView From(ApiKey k) =>
-        new(k.Id, k.Name, k.Tier, k.KeyPrefix, k.DailyBudgetUsd, k.AllowedAgents, k.AllowedTools, k.CreatedAt, k.RevokedAt);
+    public static KeyView From(ApiKey k, TierOptions tiers) =>
+        new(k.Id, k.Name, k.Tier, tiers.Find(k.Tier) is not null, k.KeyPrefix, k.DailyBudgetUsd, k.AllowedAgents, k.AllowedTools,
+            k.CreatedAt, k.RevokedAt);
 }
 
 /// <summary>Key management for the admin key only.</summary>
@@ -70,8 +72,9 @@ public static class AdminApi
             key.Id, key.Name, key.Tier, secret, key.DailyBudgetUsd, key.AllowedAgents, key.AllowedTools, key.CreatedAt));
     }
 
-    public static async Task<Ok<List<KeyView>>> ListKeysAsync([FromServices] ApiKeyStore keys, CancellationToken cancellationToken) =>
-        TypedResults.Ok((await keys.ListAsync(cancellationToken)).Select(KeyView.From).ToList());
+    public static async Task<Ok<List<KeyView>>> ListKeysAsync([FromServices] ApiKeyStore keys, [FromServices] IOptionsMonitor<TierOptions> tiers,
+        CancellationToken cancellationToken) =>
+        TypedResults.Ok((await keys.ListAsync(cancellationToken)).Select(k => KeyView.From(k, tiers.CurrentValue)).ToList());
 
     public static async Task<Results<NoContent, NotFound<ProblemDetails>>> RevokeKeyAsync(
         Guid id, [FromServices] ApiKeyStore keys, CancellationToken cancellationToken) =>

@@ -5,6 +5,7 @@ using AgentPlatform.Api.Auth;
 using AgentPlatform.Api.Health;
 using AgentPlatform.Engine.Data;
 using AgentPlatform.Engine.Tasks;
+using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Http.Json;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
@@ -56,7 +57,13 @@ public static class Extensions
             .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(
                 ApiKeyAuthenticationHandler.SchemeName, null);
         services.AddAuthorizationBuilder()
+            .SetDefaultPolicy(new AuthorizationPolicyBuilder()
+                .RequireAuthenticatedUser()
+                .AddRequirements(new ConfiguredTierRequirement())
+                .Build())
             .AddPolicy(CallerIdentity.AdminPolicy, policy => policy.RequireRole(CallerIdentity.AdminRole));
+        services.AddSingleton<IAuthorizationHandler, ConfiguredTierHandler>();
+        services.AddSingleton<IAuthorizationMiddlewareResultHandler, ProblemAuthorizationResultHandler>();
 
         // Migrations and the stored agents load in the background: the Api answers /health while Postgres is not there yet.
         services.AddBackgroundEnginePreparation();

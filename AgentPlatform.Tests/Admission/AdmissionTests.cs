@@ -3,7 +3,10 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json.Nodes;
+using AgentPlatform.Engine.Data;
 using AgentPlatform.Tests.Infrastructure;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace AgentPlatform.Tests.Admission;
 
@@ -113,6 +116,36 @@ public sealed class AdmissionTests(PlatformFixture platform)
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("code", (await response.JsonAsync())["agent"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task A_key_whose_tier_is_no_longer_configured_is_refused_with_403_naming_the_tier()
+    {
+        var admin = platform.Client(PlatformFixture.AdminKey);
+        var created = await (await admin.PostAsJsonAsync("/admin/keys", new { name = "drifted", tier = "pro" })).JsonAsync();
+        var id = Guid.Parse(created["id"]!.GetValue<string>());
+        var client = platform.Client(created["key"]!.GetValue<string>());
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/agents")).StatusCode);
+        // As if the tier had been removed from Tiers:Limits after the key was made.
+        using (var scope = platform.Api.Services.CreateScope())
+        {
+            await scope.ServiceProvider.GetRequiredService<AgentDbContext>().ApiKeys.Where(k => k.Id == id)
+                .ExecuteUpdateAsync(s => s.SetProperty(k => k.Tier, "retired"));
+        }
+
+        var agents = await client.GetAsync("/agents");
+        var execute = await client.ExecuteAsync(new { task = "unlimited?" });
+        var usage = await client.GetAsync("/usage");
+        var listed = (await admin.GetFromJsonAsync<JsonArray>("/admin/keys"))!.Single(k => k!["id"]!.GetValue<string>() == id.ToString())!;
+
+        Assert.Equal(HttpStatusCode.Forbidden, agents.StatusCode);
+        Assert.Equal("application/problem+json", agents.Content.Headers.ContentType!.MediaType);
+        var problem = await agents.JsonAsync();
+        Assert.Equal("retired", problem["tier"]!.GetValue<string>());
+        Assert.Contains("'retired'", problem["detail"]!.GetValue<string>());
+        Assert.Equal(HttpStatusCode.Forbidden, execute.StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, usage.StatusCode);
+        Assert.False(listed["tier_configured"]!.GetValue<bool>());
     }
 
     [Theory]
