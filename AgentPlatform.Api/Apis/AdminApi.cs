@@ -46,7 +46,8 @@ public static class AdminApi
         admin.MapPost("/keys", CreateKeyAsync).WithName("CreateApiKey")
             .WithSummary("Create a client key; the key itself is shown only in this response");
         admin.MapGet("/keys", ListKeysAsync).WithName("ListApiKeys").WithSummary("All keys, without their secrets");
-        admin.MapDelete("/keys/{id:guid}", RevokeKeyAsync).WithName("RevokeApiKey").WithSummary("Revoke a key");
+        admin.MapDelete("/keys/{id:guid}", RevokeKeyAsync).WithName("RevokeApiKey")
+            .WithSummary("Revoke a key; every Api instance refuses it at once and queued tasks of the key do not run");
 
         admin.MapGet("/agents", ListAgentDefinitions).WithName("ListAgentDefinitions").WithSummary("Every agent's full definition");
         admin.MapGet("/agents/{name}", GetAgentDefinition).WithName("GetAgentDefinition").WithSummary("An agent's full definition");
@@ -77,10 +78,14 @@ public static class AdminApi
         TypedResults.Ok((await keys.ListAsync(cancellationToken)).Select(k => KeyView.From(k, tiers.CurrentValue)).ToList());
 
     public static async Task<Results<NoContent, NotFound<ProblemDetails>>> RevokeKeyAsync(
-        Guid id, [FromServices] ApiKeyStore keys, CancellationToken cancellationToken) =>
-        await keys.RevokeAsync(id, cancellationToken)
-            ? TypedResults.NoContent()
-            : TypedResults.NotFound(new ProblemDetails { Status = 404, Title = "Key not found", Detail = $"No active key {id}." });
+        Guid id, [FromServices] ApiKeyStore keys, [FromServices] ApiKeyCache cache, CancellationToken cancellationToken)
+    {
+        if (await keys.RevokeAsync(id, cancellationToken) is not { } hash)
+            return TypedResults.NotFound(new ProblemDetails { Status = 404, Title = "Key not found", Detail = $"No active key {id}." });
+        // The other instances drop it on the revocation's signal; this one need not wait for its own.
+        cache.Evict(hash);
+        return TypedResults.NoContent();
+    }
 
     public sealed record AgentDefinitionView(string Name, string Source, AgentDefinition Definition);
 

@@ -47,6 +47,8 @@ public sealed class PlatformFixture : IAsyncLifetime
         ["Auth__AdminKey"] = AdminKey,
         ["Logging__LogLevel__Default"] = "Warning",
         ["Auth__KeyCacheDuration"] = "00:00:00",
+        // Every test client connects from 127.0.0.1, so the per-address limit on failed keys would throttle the suite.
+        ["Auth__FailedAttemptsPerMinute"] = "1000",
         ["Api__MaxRequestBodyBytes"] = "65536",
         ["Llm__MaxRetries"] = "2",
         ["Llm__RetryBaseDelay"] = "00:00:00.020",
@@ -76,9 +78,11 @@ public sealed class PlatformFixture : IAsyncLifetime
     /// fixture ends: Hangfire keeps process-wide state (log provider, storage) that points at the
     /// latest host, so disposing a host in the middle would break the others in this test process.
     /// </summary>
-    public ApiFactory StartExtraApi(string? redis = null)
+    public ApiFactory StartExtraApi(string? redis = null, IReadOnlyDictionary<string, string>? settings = null)
     {
-        var api = ApiFactory.StartOnKestrel(Settings(redis));
+        var all = Settings(redis);
+        foreach (var (name, value) in settings ?? new Dictionary<string, string>()) all[name] = value;
+        var api = ApiFactory.StartOnKestrel(all);
         _extraApis.Add(api);
         return api;
     }
