@@ -68,7 +68,8 @@ public static class Extensions
                 .RequireAuthenticatedUser()
                 .AddRequirements(new ConfiguredTierRequirement())
                 .Build())
-            .AddPolicy(CallerIdentity.AdminPolicy, policy => policy.RequireRole(CallerIdentity.AdminRole));
+            .AddPolicy(CallerIdentity.AdminPolicy, policy => policy.RequireRole(CallerIdentity.AdminRole))
+            .AddPolicy(Microsoft.Extensions.Hosting.Extensions.MetricsPolicy, policy => policy.RequireRole(CallerIdentity.AdminRole));
         services.AddSingleton<IAuthorizationHandler, ConfiguredTierHandler>();
         services.AddSingleton<IAuthorizationMiddlewareResultHandler, ProblemAuthorizationResultHandler>();
 

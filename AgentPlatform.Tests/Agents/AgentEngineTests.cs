@@ -110,7 +110,7 @@ public sealed class AgentEngineTests(PlatformFixture platform)
         Assert.Equal("closed", health["models"]![1]!["breaker_state"]!.GetValue<string>());
         Assert.Equal("degraded", health["status"]!.GetValue<string>());
         Assert.Contains("500", health["models"]![0]!["last_error"]!.GetValue<string>());
-        var metrics = await platform.Client().GetStringAsync("/metrics");
+        var metrics = await platform.Client(PlatformFixture.AdminKey).GetStringAsync("/metrics");
         Assert.Matches($"circuit_breaker_state\\{{[^}}]*agent=\"{name}\"[^}}]*model=\"default/{primary}\"[^}}]*\\}} 1", metrics);
 
         // Open: the primary is not even called.
