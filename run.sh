@@ -146,7 +146,7 @@ for _ in $(seq 1 180); do
 done
 curl -fsS "$URL/health" >/dev/null 2>&1 || { tail -n 40 "$STATE/apphost.log"; die "/health did not answer; open the dashboard: ${DASHBOARD:-http://localhost:$DASHBOARD_PORT}"; }
 
-LLM=$(curl -fsS "$URL/health" | sed -n 's/.*"llm":{"status":"[a-z]*","description":"\([^"]*\)".*/\1/p')
+LLM=$(curl -fsS -H "Authorization: Bearer $Auth__AdminKey" "$URL/health" | sed -n 's/.*"llm":{"status":"[a-z]*","description":"\([^"]*\)".*/\1/p')
 cat <<TXT
 
 AgentPlatform is running (Aspire AppHost).

@@ -124,7 +124,7 @@ public sealed class RunningStackTests(AppHostFixture host)
             }
             Assert.True(resource?.ValueKind == JsonValueKind.Object, $"{name} sends traces and metrics to the dashboard");
         }
-        var metrics = await host.Client(apiKey: null).GetStringAsync("/metrics");
+        var metrics = await host.Client().GetStringAsync("/metrics"); // the admin key: /metrics is not anonymous
         Assert.Contains("agent_requests_total", metrics);
         Assert.Contains("agent_task_queue_depth", metrics);
     }

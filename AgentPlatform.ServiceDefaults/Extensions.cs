@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
@@ -79,6 +80,9 @@ public static class Extensions
     private static bool IsProbe(PathString path) =>
         path.StartsWithSegments("/health") || path.StartsWithSegments("/alive") || path.StartsWithSegments("/metrics");
 
+    /// <summary>The authorization policy /metrics requires unless <c>Metrics:AllowAnonymous</c> is true; the service defines it.</summary>
+    public const string MetricsPolicy = "metrics";
+
     /// <summary>/alive (liveness) and /metrics (Prometheus text). /health is mapped by the service.</summary>
     public static WebApplication MapDefaultEndpoints(this WebApplication app)
     {
@@ -90,7 +94,11 @@ public static class Extensions
             return next(context);
         });
         app.MapHealthChecks("/alive", new HealthCheckOptions { Predicate = r => r.Tags.Contains("live") });
-        app.MapPrometheusScrapingEndpoint("/metrics");
+        var metrics = app.MapPrometheusScrapingEndpoint("/metrics");
+        // Cost totals, model names and per-key traffic are business data, so a scrape needs the policy (the Api: the admin
+        // key) unless Metrics:AllowAnonymous says the port is only reachable by the scraper. The Aspire dashboard is not
+        // affected: it receives metrics over OTLP.
+        if (!app.Configuration.GetValue<bool>("Metrics:AllowAnonymous")) metrics.RequireAuthorization(MetricsPolicy);
         return app;
     }
 }

@@ -28,11 +28,13 @@ public sealed class CreateKeyRequest
 public sealed record CreatedKeyResponse(Guid Id, string Name, string Tier, string Key, decimal? DailyBudgetUsd,
     string[]? AllowedAgents, string[]? AllowedTools, DateTimeOffset CreatedAt, string? WebhookSecret);
 
-public sealed record KeyView(Guid Id, string Name, string Tier, string KeyPrefix, decimal? DailyBudgetUsd,
+/// <param name="TierConfigured">False when the key's tier is no longer under Tiers:Limits: the key is refused (403) until it is.</param>
+public sealed record KeyView(Guid Id, string Name, string Tier, bool TierConfigured, string KeyPrefix, decimal? DailyBudgetUsd,
     string[]? AllowedAgents, string[]? AllowedTools, DateTimeOffset CreatedAt, DateTimeOffset? RevokedAt)
 {
-    public static KeyView From(ApiKey k) =>
-        new(k.Id, k.Name, k.Tier, k.KeyPrefix, k.DailyBudgetUsd, k.AllowedAgents, k.AllowedTools, k.CreatedAt, k.RevokedAt);
+    public static KeyView From(ApiKey k, TierOptions tiers) =>
+        new(k.Id, k.Name, k.Tier, tiers.Find(k.Tier) is not null, k.KeyPrefix, k.DailyBudgetUsd, k.AllowedAgents, k.AllowedTools,
+            k.CreatedAt, k.RevokedAt);
 }
 
 /// <summary>Key management for the admin key only.</summary>
@@ -47,7 +49,8 @@ public static class AdminApi
         admin.MapGet("/keys", ListKeysAsync).WithName("ListApiKeys").WithSummary("All keys, without their secrets");
         admin.MapPost("/keys/{id:guid}/webhook-secret", RotateWebhookSecretAsync).WithName("RotateWebhookSecret")
             .WithSummary("Replace a key's webhook signing secret; the new one is shown only in this response");
-        admin.MapDelete("/keys/{id:guid}", RevokeKeyAsync).WithName("RevokeApiKey").WithSummary("Revoke a key");
+        admin.MapDelete("/keys/{id:guid}", RevokeKeyAsync).WithName("RevokeApiKey")
+            .WithSummary("Revoke a key; every Api instance refuses it at once and queued tasks of the key do not run");
 
         admin.MapGet("/agents", ListAgentDefinitions).WithName("ListAgentDefinitions").WithSummary("Every agent's full definition");
         admin.MapGet("/agents/{name}", GetAgentDefinition).WithName("GetAgentDefinition").WithSummary("An agent's full definition");
@@ -73,14 +76,19 @@ public static class AdminApi
             key.Id, key.Name, key.Tier, secret, key.DailyBudgetUsd, key.AllowedAgents, key.AllowedTools, key.CreatedAt, key.WebhookSecret));
     }
 
-    public static async Task<Ok<List<KeyView>>> ListKeysAsync([FromServices] ApiKeyStore keys, CancellationToken cancellationToken) =>
-        TypedResults.Ok((await keys.ListAsync(cancellationToken)).Select(KeyView.From).ToList());
+    public static async Task<Ok<List<KeyView>>> ListKeysAsync([FromServices] ApiKeyStore keys, [FromServices] IOptionsMonitor<TierOptions> tiers,
+        CancellationToken cancellationToken) =>
+        TypedResults.Ok((await keys.ListAsync(cancellationToken)).Select(k => KeyView.From(k, tiers.CurrentValue)).ToList());
 
     public static async Task<Results<NoContent, NotFound<ProblemDetails>>> RevokeKeyAsync(
-        Guid id, [FromServices] ApiKeyStore keys, CancellationToken cancellationToken) =>
-        await keys.RevokeAsync(id, cancellationToken)
-            ? TypedResults.NoContent()
-            : TypedResults.NotFound(new ProblemDetails { Status = 404, Title = "Key not found", Detail = $"No active key {id}." });
+        Guid id, [FromServices] ApiKeyStore keys, [FromServices] ApiKeyCache cache, CancellationToken cancellationToken)
+    {
+        if (await keys.RevokeAsync(id, cancellationToken) is not { } hash)
+            return TypedResults.NotFound(new ProblemDetails { Status = 404, Title = "Key not found", Detail = $"No active key {id}." });
+        // The other instances drop it on the revocation's signal; this one need not wait for its own.
+        cache.Evict(hash);
+        return TypedResults.NoContent();
+    }
 
     public sealed record WebhookSecretResponse(Guid Id, string WebhookSecret);
 

@@ -101,6 +101,13 @@ public static class AgentTaskApi
 
         var decision = await services.Router.RouteAsync(request.Task, request.AgentType, request.Strategy, request.Agents,
             caller.MayUseAgent, http.RequestAborted, caller.KeyId);
+        // "auto" with allowed_agents: [] (or a list none of whose agents exists any more) leaves the router nobody to choose.
+        var notAllowed = decision.Agents.Prepend(decision.Agent).FirstOrDefault(a => !caller.MayUseAgent(a));
+        if (notAllowed is not null)
+            return TypedResults.Problem(statusCode: 403, title: "Agent not allowed",
+                detail: caller.AllowedAgents is { Length: 0 }
+                    ? "This API key may use no agent: its allowed_agents list is empty."
+                    : $"This API key may not use the agent '{notAllowed}', and no agent it may use can take this task.");
         var task = new AgentTask
         {
             Id = Guid.CreateVersion7(),

@@ -26,7 +26,8 @@ public static class ToolsApi
 
         tools.MapGet("/", ListTools)
             .WithName("ListTools")
-            .WithSummary("The tools this API key may use, with their JSON schemas");
+            .WithSummary("The tools this API key may call directly, with their JSON schemas")
+            .WithDescription("Without allowed_tools a key may call the built-in tools; an MCP server's tools need a grant such as \"github_*\".");
 
         tools.MapPost("/{tool_name}", InvokeToolAsync)
             .ProducesValidationProblem()
@@ -41,8 +42,7 @@ public static class ToolsApi
 
     public static Ok<List<ToolView>> ListTools([FromServices] IToolCatalog catalog, ClaimsPrincipal user)
     {
-        var caller = user.GetCaller().ToToolCaller();
-        return TypedResults.Ok(catalog.All.Where(t => ToolAllowList.KeyAllows(caller, t.Name)).Select(ToolView.From).ToList());
+        return TypedResults.Ok(catalog.DirectlyCallableBy(user.GetCaller().ToToolCaller()).Select(ToolView.From).ToList());
     }
 
     public static async Task<Results<Ok<ToolInvocationResult>, ProblemHttpResult>> InvokeToolAsync(

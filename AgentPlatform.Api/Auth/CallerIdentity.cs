@@ -6,12 +6,13 @@ using AgentPlatform.Engine.Tools;
 namespace AgentPlatform.Api.Auth;
 
 /// <summary>Who is calling: the claims the key handler issues and typed access to them.</summary>
-/// <param name="AllowedTools">The key's tool allow-list; null means every tool, empty means none.</param>
+/// <param name="AllowedAgents">The key's agent allow-list; null means every agent, empty means none.</param>
+/// <param name="AllowedTools">The key's tool allow-list; null means no list (see ToolAllowList), empty means none.</param>
 public sealed record Caller(Guid KeyId, string Name, string Tier, bool IsAdmin, string[]? AllowedAgents, decimal? DailyBudgetUsd,
     string[]? AllowedTools = null)
 {
     public bool MayUseAgent(string agent) =>
-        AllowedAgents is null || AllowedAgents.Length == 0 || AllowedAgents.Contains(agent, StringComparer.OrdinalIgnoreCase);
+        IsAdmin || AllowedAgents is null || AllowedAgents.Contains(agent, StringComparer.OrdinalIgnoreCase);
 
     /// <summary>The caller as the tool catalog sees it.</summary>
     public ToolCaller ToToolCaller() => new(KeyId, AllowedTools, IsAdmin);
@@ -26,9 +27,9 @@ public static class CallerIdentity
 
     private const string KeyIdClaim = "key_id";
     private const string TierClaim = "tier";
-    private const string AllowedAgentClaim = "allowed_agent";
     private const string BudgetClaim = "daily_budget_usd";
-    // One claim holding a JSON array: unlike one claim per entry, it tells "no list" (every tool) from an empty list (none).
+    // One claim holding a JSON array per list: unlike one claim per entry, it tells "no list" from an empty list (none).
+    private const string AllowedAgentsClaim = "allowed_agents";
     private const string AllowedToolsClaim = "allowed_tools";
 
     public static ClaimsPrincipal ForAdmin() => Principal(AdminKeyId, "admin", "enterprise", isAdmin: true, null, null, null);
@@ -45,7 +46,7 @@ public static class CallerIdentity
             new(TierClaim, tier),
         };
         if (isAdmin) claims.Add(new Claim(ClaimTypes.Role, AdminRole));
-        claims.AddRange((agents ?? []).Select(a => new Claim(AllowedAgentClaim, a)));
+        if (agents is not null) claims.Add(new Claim(AllowedAgentsClaim, JsonSerializer.Serialize(agents)));
         if (budget is not null) claims.Add(new Claim(BudgetClaim, budget.Value.ToString(System.Globalization.CultureInfo.InvariantCulture)));
         if (tools is not null) claims.Add(new Claim(AllowedToolsClaim, JsonSerializer.Serialize(tools)));
         return new ClaimsPrincipal(new ClaimsIdentity(claims, ApiKeyAuthenticationHandler.SchemeName));
@@ -53,7 +54,7 @@ public static class CallerIdentity
 
     public static Caller GetCaller(this ClaimsPrincipal user)
     {
-        var agents = user.FindAll(AllowedAgentClaim).Select(c => c.Value).ToArray();
+        var agents = user.FindFirst(AllowedAgentsClaim)?.Value;
         var budget = user.FindFirst(BudgetClaim)?.Value;
         var tools = user.FindFirst(AllowedToolsClaim)?.Value;
         return new Caller(
@@ -61,7 +62,7 @@ public static class CallerIdentity
             user.Identity?.Name ?? "",
             user.FindFirst(TierClaim)?.Value ?? "free",
             user.IsInRole(AdminRole),
-            agents.Length == 0 ? null : agents,
+            agents is null ? null : JsonSerializer.Deserialize<string[]>(agents),
             budget is null ? null : decimal.Parse(budget, System.Globalization.CultureInfo.InvariantCulture),
             tools is null ? null : JsonSerializer.Deserialize<string[]>(tools));
     }

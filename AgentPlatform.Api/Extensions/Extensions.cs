@@ -5,6 +5,7 @@ using AgentPlatform.Api.Auth;
 using AgentPlatform.Api.Health;
 using AgentPlatform.Engine.Data;
 using AgentPlatform.Engine.Tasks;
+using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Http.Json;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
@@ -29,7 +30,14 @@ public static class Extensions
         services.AddOptions<ApiOptions>().Bind(builder.Configuration.GetSection(ApiOptions.SectionName)).ValidateOnStart();
         services.AddOptions<AuthOptions>().Bind(builder.Configuration.GetSection(AuthOptions.SectionName))
             .Validate(o => o.AdminKey.Length >= 16, "Auth:AdminKey (env Auth__AdminKey) must be set to at least 16 characters.")
+            .Validate(o => o.KeyCacheDuration >= TimeSpan.Zero, "Auth:KeyCacheDuration must not be negative.")
+            .Validate(o => o.KeyCacheSize >= 1, "Auth:KeyCacheSize must be at least 1.")
+            .Validate(o => o.UnknownKeyCacheSize >= 1, "Auth:UnknownKeyCacheSize must be at least 1.")
+            .Validate(o => o.FailedAttemptsPerMinute >= 0, "Auth:FailedAttemptsPerMinute must be 0 (no limit) or more.")
             .ValidateOnStart();
+        services.AddSingleton<ApiKeyCache>();
+        services.AddHostedService(sp => sp.GetRequiredService<ApiKeyCache>());
+        services.AddSingleton<FailedAuthenticationLimiter>();
         var maxBody = builder.Configuration.GetSection(ApiOptions.SectionName).Get<ApiOptions>()?.MaxRequestBodyBytes
             ?? new ApiOptions().MaxRequestBodyBytes;
         services.Configure<Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions>(k => k.Limits.MaxRequestBodySize = maxBody);
@@ -56,7 +64,14 @@ public static class Extensions
             .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(
                 ApiKeyAuthenticationHandler.SchemeName, null);
         services.AddAuthorizationBuilder()
-            .AddPolicy(CallerIdentity.AdminPolicy, policy => policy.RequireRole(CallerIdentity.AdminRole));
+            .SetDefaultPolicy(new AuthorizationPolicyBuilder()
+                .RequireAuthenticatedUser()
+                .AddRequirements(new ConfiguredTierRequirement())
+                .Build())
+            .AddPolicy(CallerIdentity.AdminPolicy, policy => policy.RequireRole(CallerIdentity.AdminRole))
+            .AddPolicy(Microsoft.Extensions.Hosting.Extensions.MetricsPolicy, policy => policy.RequireRole(CallerIdentity.AdminRole));
+        services.AddSingleton<IAuthorizationHandler, ConfiguredTierHandler>();
+        services.AddSingleton<IAuthorizationMiddlewareResultHandler, ProblemAuthorizationResultHandler>();
 
         // Migrations and the stored agents load in the background: the Api answers /health while Postgres is not there yet.
         services.AddBackgroundEnginePreparation();

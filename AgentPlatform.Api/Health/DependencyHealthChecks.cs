@@ -24,10 +24,13 @@ public sealed class WorkerHealthCheck(JobStorage storage, IOptions<QueueOptions>
 
 public sealed class LlmHealthCheck(IOptions<LlmOptions> options) : IHealthCheck
 {
+    /// <summary>Data key: whether the offline model answers. Shown to anonymous callers; the description only to the admin.</summary>
+    public const string OfflineData = "offline";
+
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
         var llm = options.Value;
-        var data = new Dictionary<string, object> { ["offline"] = llm.IsOffline };
+        var data = new Dictionary<string, object> { [OfflineData] = llm.IsOffline };
         // Deliberately no call to the provider: a health probe must not spend money.
         return Task.FromResult(llm.IsOffline
             ? HealthCheckResult.Healthy("offline model: no LLM provider is configured; answers are deterministic stand-ins.", data)

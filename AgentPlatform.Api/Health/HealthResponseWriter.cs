@@ -1,10 +1,11 @@
 using System.Reflection;
 using System.Text.Json;
+using AgentPlatform.Api.Auth;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace AgentPlatform.Api.Health;
 
-/// <summary>Writes /health as <c>{status, timestamp, version, checks:{name:status}, details:{…}}</c>.</summary>
+/// <summary>Writes /health as <c>{status, timestamp, version, checks:{name:status}, details:{…}}</c>; descriptions for the admin only.</summary>
 public static class HealthResponseWriter
 {
     public static readonly string[] ExpectedChecks = ["postgres", "redis", "qdrant", "llm", "worker"];
@@ -17,11 +18,16 @@ public static class HealthResponseWriter
     {
         var checks = ExpectedChecks.ToDictionary(name => name, name =>
             report.Entries.TryGetValue(name, out var entry) ? Name(entry.Status) : "not_configured");
-        var details = report.Entries.Where(e => !e.Value.Tags.Contains("live")).ToDictionary(e => e.Key, e => new
+        // Descriptions name the LLM endpoint and model, and exceptions carry hosts and ports: they are for the admin.
+        // /health is anonymous, so everyone else sees each check's status, and whether the LLM is the offline model.
+        var admin = http.User.IsInRole(CallerIdentity.AdminRole);
+        var details = report.Entries.Where(e => !e.Value.Tags.Contains("live")).ToDictionary(e => e.Key, e =>
         {
-            status = Name(e.Value.Status),
-            description = e.Value.Description ?? e.Value.Exception?.Message,
-            duration_ms = Math.Round(e.Value.Duration.TotalMilliseconds, 1),
+            var detail = new Dictionary<string, object?> { ["status"] = Name(e.Value.Status) };
+            if (admin) detail["description"] = e.Value.Description ?? e.Value.Exception?.Message;
+            detail["duration_ms"] = Math.Round(e.Value.Duration.TotalMilliseconds, 1);
+            if (e.Value.Data.TryGetValue(LlmHealthCheck.OfflineData, out var offline)) detail[LlmHealthCheck.OfflineData] = offline;
+            return detail;
         });
         http.Response.ContentType = "application/json";
         return JsonSerializer.SerializeAsync(http.Response.Body, new

@@ -32,18 +32,43 @@ public sealed class ApiKeyStore(AgentDbContext db)
         return (key, secret);
     }
 
-    public Task<ApiKey?> FindActiveAsync(string secret, CancellationToken cancellationToken)
-    {
-        var hash = Hash(secret);
-        return db.ApiKeys.AsNoTracking().FirstOrDefaultAsync(k => k.KeyHash == hash && k.RevokedAt == null, cancellationToken);
-    }
+    /// <summary>Postgres channel on which a revocation announces the revoked key's hash, when it commits.</summary>
+    public const string RevocationChannel = "api_key_revoked";
+
+    public Task<ApiKey?> FindActiveAsync(string secret, CancellationToken cancellationToken) => FindActiveByHashAsync(Hash(secret), cancellationToken);
+
+    public Task<ApiKey?> FindActiveByHashAsync(string keyHash, CancellationToken cancellationToken) =>
+        db.ApiKeys.AsNoTracking().FirstOrDefaultAsync(k => k.KeyHash == keyHash && k.RevokedAt == null, cancellationToken);
+
+    /// <summary>
+    /// Whether work of this key must not run any more: true when the key is revoked or its row is gone
+    /// (fail closed), false for an active key and for the admin (key id <see cref="Guid.Empty"/>, no row).
+    /// One primary-key lookup, cheap enough to ask before each queued task runs.
+    /// </summary>
+    public async Task<bool> IsRevokedAsync(Guid keyId, CancellationToken cancellationToken) =>
+        keyId != Guid.Empty && !await db.ApiKeys.AnyAsync(k => k.Id == keyId && k.RevokedAt == null, cancellationToken);
 
     public Task<List<ApiKey>> ListAsync(CancellationToken cancellationToken) =>
         db.ApiKeys.AsNoTracking().OrderBy(k => k.CreatedAt).ToListAsync(cancellationToken);
 
-    public async Task<bool> RevokeAsync(Guid id, CancellationToken cancellationToken) =>
-        await db.ApiKeys.Where(k => k.Id == id && k.RevokedAt == null)
-            .ExecuteUpdateAsync(s => s.SetProperty(k => k.RevokedAt, DateTimeOffset.UtcNow), cancellationToken) == 1;
+    /// <summary>
+    /// Revokes a key and, in the same transaction, announces it on <see cref="RevocationChannel"/>: Postgres
+    /// delivers the signal exactly when the revocation commits, so every instance's key cache drops the key
+    /// at once, and no instance hears of a revocation that rolled back.
+    /// </summary>
+    /// <returns>The revoked key's hash; null when there was no active key with this id.</returns>
+    public async Task<string?> RevokeAsync(Guid id, CancellationToken cancellationToken)
+    {
+        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+        var hash = await db.ApiKeys.Where(k => k.Id == id && k.RevokedAt == null).Select(k => k.KeyHash).FirstOrDefaultAsync(cancellationToken);
+        if (hash is null) return null;
+        var revoked = await db.ApiKeys.Where(k => k.Id == id && k.RevokedAt == null)
+            .ExecuteUpdateAsync(s => s.SetProperty(k => k.RevokedAt, DateTimeOffset.UtcNow), cancellationToken);
+        if (revoked == 0) return null; // revoked concurrently; that revocation announces it
+        await db.Database.ExecuteSqlAsync($"SELECT pg_notify({RevocationChannel}, {hash})", cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return hash;
+    }
 
     /// <summary>A new webhook secret for an active key (the old one stops verifying at once); null when there is no such key.</summary>
     public async Task<string?> RotateWebhookSecretAsync(Guid id, CancellationToken cancellationToken)

@@ -1,6 +1,9 @@
 namespace AgentPlatform.Engine.Admission;
 
-/// <summary>Binds the "Tiers" section: limits per tier name. A missing or zero limit means unlimited.</summary>
+/// <summary>
+/// Binds the "Tiers" section: limits per tier name. A key whose tier is not here is refused (ConfiguredTierRequirement);
+/// within a configured tier, a missing or zero limit means unlimited.
+/// </summary>
 public sealed class TierOptions
 {
     public const string SectionName = "Tiers";

@@ -24,9 +24,12 @@ public static class PostgresChannel
         }
     }
 
-    /// <summary>Calls <paramref name="onConnected"/> after each (re)connection and <paramref name="onPayload"/> per signal.</summary>
+    /// <summary>
+    /// Calls <paramref name="onConnected"/> after each (re)connection, <paramref name="onPayload"/> per signal, and
+    /// <paramref name="onDisconnected"/> when the connection is lost (signals sent until the next connection are missed).
+    /// </summary>
     public static async Task ListenAsync(NpgsqlDataSource dataSource, string channel, Action<string> onPayload,
-        Func<Task> onConnected, ILogger logger, CancellationToken stoppingToken)
+        Func<Task> onConnected, ILogger logger, CancellationToken stoppingToken, Action? onDisconnected = null)
     {
         while (!stoppingToken.IsCancellationRequested)
         {
@@ -47,6 +50,7 @@ public static class PostgresChannel
             }
             catch (Exception e)
             {
+                onDisconnected?.Invoke();
                 logger.LogWarning(e, "Listener on {Channel} lost its connection; reconnecting", channel);
                 await Task.Delay(TimeSpan.FromSeconds(1), stoppingToken).ContinueWith(_ => { });
             }

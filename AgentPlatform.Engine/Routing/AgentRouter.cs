@@ -70,7 +70,9 @@ public sealed class AgentRouter(
         }
         else
         {
-            decision = Decide(ranking, snapshot.DefaultAgent, strategy, settings);
+            // The fallback for a task no agent matches must be an agent the caller may use as well.
+            var fallback = ranking.Count == 0 || mayUse(snapshot.DefaultAgent) ? snapshot.DefaultAgent : ranking[0].Agent;
+            decision = Decide(ranking, fallback, strategy, settings);
         }
 
         // The decision shows the ten best candidates; a long tail of zero scores says nothing.

@@ -173,8 +173,10 @@ public sealed class TaskRunner(
     private async Task<ToolCaller> CallerOfAsync(Guid keyId)
     {
         if (keyId == Guid.Empty) return new ToolCaller(keyId, null, IsAdmin: true);
-        var allowed = await db.ApiKeys.AsNoTracking().Where(k => k.Id == keyId).Select(k => k.AllowedTools).FirstOrDefaultAsync();
-        return new ToolCaller(keyId, allowed, IsAdmin: false);
+        var key = await db.ApiKeys.AsNoTracking().Where(k => k.Id == keyId && k.RevokedAt == null)
+            .Select(k => new { k.AllowedTools }).FirstOrDefaultAsync();
+        // Fail closed: a key that is gone (deleted, or revoked since the task was queued) gets no tools, never every tool.
+        return new ToolCaller(keyId, key is null ? [] : key.AllowedTools, IsAdmin: false);
     }
 
     private static string? ToolCallsJson(ToolCallLog log) =>

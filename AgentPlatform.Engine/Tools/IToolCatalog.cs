@@ -5,7 +5,10 @@ using Microsoft.Extensions.AI;
 namespace AgentPlatform.Engine.Tools;
 
 /// <summary>Who is calling a tool: the key (for per-key tools such as a lookup of its own tasks) and its allow-list.</summary>
-/// <param name="AllowedTools">The key's allow-list; null means every tool. A trailing * matches a prefix.</param>
+/// <param name="AllowedTools">
+/// The key's allow-list (a trailing * matches a prefix): null means no list (whatever the agent offers; directly,
+/// the built-ins only), empty means no tool. See <see cref="ToolAllowList"/>.
+/// </param>
 public sealed record ToolCaller(Guid KeyId, string[]? AllowedTools, bool IsAdmin);
 
 /// <summary>A tool as clients see it in listings.</summary>
@@ -20,6 +23,9 @@ public interface IToolCatalog
     /// <summary>Every tool known now.</summary>
     IReadOnlyList<ToolDescriptor> All { get; }
 
+    /// <summary>The tools the caller may run directly (POST /agent/tools/{name}); see <see cref="ToolAllowList.KeyMayCallDirectly"/>.</summary>
+    IReadOnlyList<ToolDescriptor> DirectlyCallableBy(ToolCaller caller);
+
     /// <summary>
     /// The tools both the caller's key and the agent allow, ready for <see cref="ChatOptions.Tools"/>.
     /// Each is wrapped: arguments validated against its schema, a timeout, a span, a record in
@@ -29,7 +35,7 @@ public interface IToolCatalog
 
     /// <summary>Runs one tool directly (POST /agent/tools/{name}).</summary>
     /// <exception cref="ToolNotFoundException">No such tool.</exception>
-    /// <exception cref="ToolForbiddenException">The key's allow-list does not include it.</exception>
+    /// <exception cref="ToolForbiddenException">The key may not call it directly (its list, or an agent-private tool without a grant).</exception>
     /// <exception cref="ToolArgumentsException">The arguments do not match the tool's schema.</exception>
     Task<ToolInvocationResult> InvokeAsync(string name, JsonElement arguments, ToolCaller caller, CancellationToken cancellationToken);
 }

@@ -34,6 +34,9 @@ public sealed class ToolCatalog : IToolCatalog
             .Select(t => new ToolDescriptor(t.Function.Name, t.Function.Description, t.Function.JsonSchema, t.Source))
             .ToList();
 
+    public IReadOnlyList<ToolDescriptor> DirectlyCallableBy(ToolCaller caller) =>
+        All.Where(t => ToolAllowList.KeyMayCallDirectly(caller, t.Name, t.Source)).ToList();
+
     public IList<AITool> ToolsFor(ToolCaller caller, AgentDefinition agent) =>
         _tools.Values
             .Where(t => ToolAllowList.KeyAllows(caller, t.Function.Name) && ToolAllowList.Allows(agent.Tools, t.Function.Name))
@@ -45,7 +48,7 @@ public sealed class ToolCatalog : IToolCatalog
     public async Task<ToolInvocationResult> InvokeAsync(string name, JsonElement arguments, ToolCaller caller, CancellationToken cancellationToken)
     {
         if (!_tools.TryGetValue(name, out var tool)) throw new ToolNotFoundException(name);
-        if (!ToolAllowList.KeyAllows(caller, tool.Function.Name)) throw new ToolForbiddenException(tool.Function.Name);
+        if (!ToolAllowList.KeyMayCallDirectly(caller, tool.Function.Name, tool.Source)) throw new ToolForbiddenException(tool.Function.Name);
         if (arguments.ValueKind is not (JsonValueKind.Object or JsonValueKind.Undefined or JsonValueKind.Null))
             throw new ToolArgumentsException(tool.Function.Name, new Dictionary<string, string[]>
             {

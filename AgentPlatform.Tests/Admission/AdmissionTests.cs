@@ -1,8 +1,15 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text;
+using System.Text.Json.Nodes;
+using AgentPlatform.Api.Auth;
+using AgentPlatform.Engine.Admission;
+using AgentPlatform.Engine.Data;
 using AgentPlatform.Tests.Infrastructure;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace AgentPlatform.Tests.Admission;
 
@@ -24,18 +31,107 @@ public sealed class AdmissionTests(PlatformFixture platform)
         Assert.Contains("Bearer", anonymous.Headers.WwwAuthenticate.ToString());
     }
 
-    [Fact]
-    public async Task A_revoked_key_stops_working()
+    /// <summary>Extra Api instances that keep key lookups for 5 minutes, as a production setting might.</summary>
+    private static readonly Dictionary<string, string> KeyCacheOn = new() { ["Auth__KeyCacheDuration"] = "00:05:00" };
+
+    /// <summary>Sends the key until the instance holds it in its key cache (the cache is trusted once its revocation listener runs).</summary>
+    private static async Task<HttpClient> CachedOnAsync(ApiFactory api, string key)
     {
-        var admin = platform.Client(PlatformFixture.AdminKey);
+        var client = PlatformFixture.ClientFor(api, key);
+        var cache = api.Services.GetRequiredService<ApiKeyCache>();
+        await HttpExtensions.WaitUntilAsync(async () =>
+        {
+            Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/agents")).StatusCode);
+            return cache.FindCached(ApiKeyStore.Hash(key)) is not null;
+        }, seconds: 30, what: "the key to be cached");
+        return client;
+    }
+
+    [Fact]
+    public async Task A_revoked_key_is_refused_by_every_api_instance_within_a_second_with_the_key_cache_on()
+    {
+        var first = platform.StartExtraApi(overrides: KeyCacheOn);
+        var second = platform.StartExtraApi(overrides: KeyCacheOn);
+        var admin = PlatformFixture.ClientFor(first, PlatformFixture.AdminKey);
         var created = await (await admin.PostAsJsonAsync("/admin/keys", new { name = "short-lived", tier = "pro" })).JsonAsync();
-        var client = platform.Client(created["key"]!.GetValue<string>());
-        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/agents")).StatusCode);
+        var key = created["key"]!.GetValue<string>();
+        var viaFirst = await CachedOnAsync(first, key);
+        var viaSecond = await CachedOnAsync(second, key);
 
         var revoke = await admin.DeleteAsync($"/admin/keys/{created["id"]!.GetValue<string>()}");
+        var clock = Stopwatch.StartNew();
+        var firstAfter = await viaFirst.GetAsync("/agents");
+        while ((await viaSecond.GetAsync("/agents")).StatusCode == HttpStatusCode.OK && clock.Elapsed < TimeSpan.FromSeconds(10))
+            await Task.Delay(20);
+        var refusedAfter = clock.Elapsed;
 
         Assert.Equal(HttpStatusCode.NoContent, revoke.StatusCode);
-        Assert.Equal(HttpStatusCode.Unauthorized, (await client.GetAsync("/agents")).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, firstAfter.StatusCode);
+        Assert.True(refusedAfter < TimeSpan.FromSeconds(1), $"the second instance refused the key after {refusedAfter.TotalMilliseconds:0} ms");
+        Assert.Equal(HttpStatusCode.Unauthorized, (await viaSecond.GetAsync("/agents")).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await platform.Client(key).GetAsync("/agents")).StatusCode);
+    }
+
+    [Fact]
+    public async Task Whether_a_key_is_revoked_is_one_cheap_question_for_the_worker()
+    {
+        var admin = platform.Client(PlatformFixture.AdminKey);
+        var created = await (await admin.PostAsJsonAsync("/admin/keys", new { name = "asked", tier = "pro" })).JsonAsync();
+        var id = Guid.Parse(created["id"]!.GetValue<string>());
+        using var scope = platform.Api.Services.CreateScope();
+        var keys = scope.ServiceProvider.GetRequiredService<ApiKeyStore>();
+
+        var before = await keys.IsRevokedAsync(id, CancellationToken.None);
+        await admin.DeleteAsync($"/admin/keys/{id}");
+
+        Assert.False(before);
+        Assert.True(await keys.IsRevokedAsync(id, CancellationToken.None));
+        Assert.True(await keys.IsRevokedAsync(Guid.NewGuid(), CancellationToken.None)); // no row: fail closed
+        Assert.False(await keys.IsRevokedAsync(Guid.Empty, CancellationToken.None)); // the admin's tasks
+    }
+
+    [Fact]
+    public async Task An_address_that_keeps_sending_bad_keys_gets_429_without_a_lookup_while_known_keys_keep_working()
+    {
+        var api = platform.StartExtraApi(overrides: new Dictionary<string, string>(KeyCacheOn) { ["Auth__FailedAttemptsPerMinute"] = "5" });
+        var known = await CachedOnAsync(api, await platform.CreateKeyAsync());
+        var cache = api.Services.GetRequiredService<ApiKeyCache>();
+
+        var guesses = new List<HttpResponseMessage>();
+        for (var i = 0; i < 25; i++) guesses.Add(await PlatformFixture.ClientFor(api, $"ap_guess-{i}-{Guid.NewGuid():N}").GetAsync("/agents"));
+        var admin = await PlatformFixture.ClientFor(api, PlatformFixture.AdminKey).GetAsync("/admin/keys");
+
+        Assert.All(guesses.Take(5), r => Assert.Equal(HttpStatusCode.Unauthorized, r.StatusCode));
+        Assert.All(guesses.Skip(5), r => Assert.Equal(HttpStatusCode.TooManyRequests, r.StatusCode));
+        var refused = guesses[5];
+        Assert.Equal("application/problem+json", refused.Content.Headers.ContentType!.MediaType);
+        Assert.InRange(refused.Headers.RetryAfter!.Delta!.Value.TotalSeconds, 1, 60);
+        // Refused before the lookup: only the first five guesses were ever looked up (and remembered as unknown).
+        Assert.Equal(5, cache.Count.Unknown);
+        Assert.Equal(HttpStatusCode.OK, (await known.GetAsync("/agents")).StatusCode);
+        // The admin key is throttled as well from that address, or it could be guessed without limit.
+        Assert.Equal(HttpStatusCode.TooManyRequests, admin.StatusCode);
+        // The count is per instance (in memory): the main instance has its own.
+        Assert.Equal(HttpStatusCode.OK, (await platform.Client(PlatformFixture.AdminKey).GetAsync("/admin/keys")).StatusCode);
+    }
+
+    [Fact]
+    public async Task The_cache_of_unknown_keys_is_bounded()
+    {
+        var api = platform.StartExtraApi(overrides: new Dictionary<string, string>(KeyCacheOn)
+        {
+            ["Auth__UnknownKeyCacheSize"] = "10",
+            ["Auth__FailedAttemptsPerMinute"] = "0",
+        });
+        var known = await CachedOnAsync(api, await platform.CreateKeyAsync());
+        var cache = api.Services.GetRequiredService<ApiKeyCache>();
+
+        for (var i = 0; i < 60; i++)
+            Assert.Equal(HttpStatusCode.Unauthorized, (await PlatformFixture.ClientFor(api, $"ap_flood-{i}-{Guid.NewGuid():N}").GetAsync("/agents")).StatusCode);
+
+        Assert.InRange(cache.Count.Unknown, 1, 10);
+        Assert.Equal(1, cache.Count.Known);
+        Assert.Equal(HttpStatusCode.OK, (await known.GetAsync("/agents")).StatusCode);
     }
 
     [Fact]
@@ -84,6 +180,64 @@ public sealed class AdmissionTests(PlatformFixture platform)
         Assert.Equal(HttpStatusCode.OK, allowed.StatusCode);
         Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
         Assert.Contains("research", (await refused.JsonAsync())["detail"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task A_key_with_an_empty_agent_list_may_use_no_agent()
+    {
+        var admin = platform.Client(PlatformFixture.AdminKey);
+        var created = await (await admin.PostAsJsonAsync("/admin/keys", new { name = "no-agents", tier = "pro", allowed_agents = Array.Empty<string>() })).JsonAsync();
+        var client = platform.Client(created["key"]!.GetValue<string>());
+
+        var named = await client.ExecuteAsync(new { task = "explain gravity", agent_type = "general" });
+        var auto = await client.ExecuteAsync(new { task = "explain gravity" });
+
+        Assert.Empty(created["allowed_agents"]!.AsArray()); // stored as an empty list, not as "no list"
+        Assert.Equal(HttpStatusCode.Forbidden, named.StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, auto.StatusCode);
+        Assert.Contains("allowed_agents", (await auto.JsonAsync())["detail"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Auto_routing_never_falls_back_to_an_agent_the_key_may_not_use()
+    {
+        var client = platform.Client(await platform.CreateKeyAsync(allowedAgents: ["code"]));
+
+        // Matches no agent's profile, so the router would fall back to the default agent (general).
+        var response = await client.ExecuteAsync(new { task = "qwzx vbnm plokij" });
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("code", (await response.JsonAsync())["agent"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task A_key_whose_tier_is_no_longer_configured_is_refused_with_403_naming_the_tier()
+    {
+        var admin = platform.Client(PlatformFixture.AdminKey);
+        var created = await (await admin.PostAsJsonAsync("/admin/keys", new { name = "drifted", tier = "pro" })).JsonAsync();
+        var id = Guid.Parse(created["id"]!.GetValue<string>());
+        var client = platform.Client(created["key"]!.GetValue<string>());
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/agents")).StatusCode);
+        // As if the tier had been removed from Tiers:Limits after the key was made.
+        using (var scope = platform.Api.Services.CreateScope())
+        {
+            await scope.ServiceProvider.GetRequiredService<AgentDbContext>().ApiKeys.Where(k => k.Id == id)
+                .ExecuteUpdateAsync(s => s.SetProperty(k => k.Tier, "retired"));
+        }
+
+        var agents = await client.GetAsync("/agents");
+        var execute = await client.ExecuteAsync(new { task = "unlimited?" });
+        var usage = await client.GetAsync("/usage");
+        var listed = (await admin.GetFromJsonAsync<JsonArray>("/admin/keys"))!.Single(k => k!["id"]!.GetValue<string>() == id.ToString())!;
+
+        Assert.Equal(HttpStatusCode.Forbidden, agents.StatusCode);
+        Assert.Equal("application/problem+json", agents.Content.Headers.ContentType!.MediaType);
+        var problem = await agents.JsonAsync();
+        Assert.Equal("retired", problem["tier"]!.GetValue<string>());
+        Assert.Contains("'retired'", problem["detail"]!.GetValue<string>());
+        Assert.Equal(HttpStatusCode.Forbidden, execute.StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, usage.StatusCode);
+        Assert.False(listed["tier_configured"]!.GetValue<bool>());
     }
 
     [Theory]

@@ -111,7 +111,7 @@ public sealed class AgentEngineTests(PlatformFixture platform)
         Assert.Equal("degraded", health["status"]!.GetValue<string>());
         Assert.Equal("The provider answered 500 (server error).", health["models"]![0]!["last_error"]!.GetValue<string>());
         Assert.DoesNotContain("scripted failure", health.ToJsonString());
-        var metrics = await platform.Client().GetStringAsync("/metrics");
+        var metrics = await platform.Client(PlatformFixture.AdminKey).GetStringAsync("/metrics");
         Assert.Matches($"circuit_breaker_state\\{{[^}}]*agent=\"{name}\"[^}}]*model=\"default/{primary}\"[^}}]*\\}} 1", metrics);
 
         // Open: the primary is not even called.

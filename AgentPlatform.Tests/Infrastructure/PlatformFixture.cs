@@ -48,6 +48,8 @@ public sealed class PlatformFixture : IAsyncLifetime
         ["Auth__AdminKey"] = AdminKey,
         ["Logging__LogLevel__Default"] = "Warning",
         ["Auth__KeyCacheDuration"] = "00:00:00",
+        // Every test client connects from 127.0.0.1, so the per-address limit on failed keys would throttle the suite.
+        ["Auth__FailedAttemptsPerMinute"] = "1000",
         ["Api__MaxRequestBodyBytes"] = "65536",
         ["Llm__MaxRetries"] = "2",
         ["Llm__RetryBaseDelay"] = "00:00:00.020",

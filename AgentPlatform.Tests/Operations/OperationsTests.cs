@@ -81,13 +81,47 @@ public sealed class OperationsTests(PlatformFixture platform)
         var client = platform.Client(await platform.CreateKeyAsync());
         var executed = await client.ExecuteAsync(new { task = "count me", agent_type = "research" });
 
-        var metrics = await platform.Client().GetStringAsync("/metrics");
+        var metrics = await platform.Client(PlatformFixture.AdminKey).GetStringAsync("/metrics");
 
         Assert.Equal(HttpStatusCode.OK, executed.StatusCode);
         Assert.Matches("""agent_requests_total\{[^}]*agent="research"[^}]*status="completed"[^}]*\} [1-9]""", metrics);
         Assert.Contains("agent_request_duration_seconds_bucket{", metrics);
         Assert.Contains("agent_llm_tokens_total{", metrics);
         Assert.Matches("""agent_task_queue_depth\{[^}]*priority="high"[^}]*\} \d+""", metrics);
+    }
+
+    [Fact]
+    public async Task Metrics_need_the_admin_key_unless_anonymous_scraping_is_allowed()
+    {
+        var anonymous = await platform.Client().GetAsync("/metrics");
+        var client = await platform.Client(await platform.CreateKeyAsync()).GetAsync("/metrics");
+        var admin = await platform.Client(PlatformFixture.AdminKey).GetAsync("/metrics");
+        var open = platform.StartExtraApi(overrides: new Dictionary<string, string> { ["Metrics__AllowAnonymous"] = "true" });
+        var scraped = await PlatformFixture.ClientFor(open, null).GetAsync("/metrics");
+
+        Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
+        Assert.DoesNotContain("agent_cost_usd_total", await anonymous.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.Forbidden, client.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, admin.StatusCode);
+        Assert.Contains("agent_task_queue_depth", await admin.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.OK, scraped.StatusCode);
+    }
+
+    [Fact]
+    public async Task Anonymous_health_shows_each_checks_status_but_not_the_llm_endpoint_or_model()
+    {
+        var anonymous = await platform.Client().GetStringAsync("/health");
+        var admin = await platform.Client(PlatformFixture.AdminKey).GetStringAsync("/health");
+
+        var llm = JsonNode.Parse(anonymous)!["details"]!["llm"]!;
+        Assert.Equal("healthy", llm["status"]!.GetValue<string>());
+        Assert.False(llm["offline"]!.GetValue<bool>());
+        Assert.Null(llm["description"]);
+        Assert.DoesNotContain(platform.Llm.BaseUrl, anonymous);
+        Assert.DoesNotContain(PlatformFixture.Model, anonymous);
+        Assert.Equal("healthy", JsonNode.Parse(anonymous)!["details"]!["postgres"]!["status"]!.GetValue<string>());
+        // The admin still sees what is configured.
+        Assert.Contains(platform.Llm.BaseUrl, JsonNode.Parse(admin)!["details"]!["llm"]!["description"]!.GetValue<string>());
     }
 
     [Fact]

@@ -2,12 +2,15 @@ using System.ClientModel;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using AgentPlatform.Engine.Agents;
+using AgentPlatform.Engine.Data;
+using AgentPlatform.Engine.Tasks;
 using AgentPlatform.Engine.Telemetry;
 using AgentPlatform.Engine.Tools;
 using AgentPlatform.Tests.Infrastructure;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.DependencyInjection;
 using OpenAI;
+using TaskStatus = AgentPlatform.Engine.Tasks.TaskStatus;
 
 namespace AgentPlatform.Tests.Tools;
 
@@ -153,5 +156,35 @@ public sealed class ToolCallingTests(PlatformFixture platform)
         Assert.Contains("invalid_arguments", content);
         Assert.Contains("expression is required", content);
         Assert.Equal("invalid_arguments", Assert.Single(log.Log.Calls).Outcome);
+    }
+
+    [Fact]
+    public async Task A_queued_task_whose_key_row_is_gone_is_offered_no_tools()
+    {
+        var (_, liveKey) = await ToolsApiTests.CreateKeyAsync(platform, null);
+        var offered = new Dictionary<string, string[]>();
+        foreach (var (name, keyId) in new[] { ("live", liveKey), ("gone", Guid.NewGuid()) })
+        {
+            var marker = $"keyrow-{name}-" + Guid.NewGuid().ToString("N")[..8];
+            platform.Llm.Script(marker, new LlmStep(Content: "done"));
+            var taskId = Guid.CreateVersion7();
+            using var scope = platform.Api.Services.CreateScope();
+            var db = scope.ServiceProvider.GetRequiredService<AgentDbContext>();
+            db.Tasks.Add(new AgentTask
+            {
+                Id = taskId, ApiKeyId = keyId, Agent = "general", Input = $"{marker}: what is 2+2?",
+                Status = TaskStatus.Queued, CreatedAt = DateTimeOffset.UtcNow,
+            });
+            await db.SaveChangesAsync();
+
+            var task = await scope.ServiceProvider.GetRequiredService<TaskRunner>().RunAsync(taskId, CancellationOutcome.Cancel, CancellationToken.None);
+
+            Assert.Equal(TaskStatus.Completed, task!.Status);
+            offered[name] = OfferedNames(Assert.Single(Requests(marker)));
+        }
+
+        // The general agent names calculator, current_time and my_tasks; a key without a list leaves them to it.
+        Assert.Equal(new[] { "calculator", "current_time", "my_tasks" }, offered["live"]);
+        Assert.Empty(offered["gone"]);
     }
 }

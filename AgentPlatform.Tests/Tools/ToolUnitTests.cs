@@ -263,11 +263,26 @@ public sealed class ToolAllowListTests
     }
 
     [Fact]
-    public void A_key_without_a_list_may_use_every_tool_and_the_admin_always_may()
+    public void A_key_without_a_list_leaves_the_choice_to_the_agent_and_the_admin_always_may()
     {
         Assert.True(ToolAllowList.KeyAllows(new ToolCaller(Guid.NewGuid(), null, false), "calculator"));
+        Assert.True(ToolAllowList.KeyAllows(new ToolCaller(Guid.NewGuid(), null, false), "github_search"));
         Assert.False(ToolAllowList.KeyAllows(new ToolCaller(Guid.NewGuid(), [], false), "calculator"));
         Assert.True(ToolAllowList.KeyAllows(new ToolCaller(Guid.Empty, [], true), "calculator"));
+    }
+
+    [Theory]
+    [InlineData(null, "calculator", "builtin", true)]
+    [InlineData(null, "github_search", "mcp:github", false)]
+    [InlineData(new[] { "github_*" }, "github_search", "mcp:github", true)]
+    [InlineData(new[] { "*" }, "github_search", "mcp:github", true)]
+    [InlineData(new[] { "calculator" }, "current_time", "builtin", false)]
+    [InlineData(new string[0], "calculator", "builtin", false)]
+    [InlineData(new string[0], "github_search", "mcp:github", false)]
+    public void Direct_calls_of_agent_private_tools_need_an_explicit_grant(string[]? allowed, string tool, string source, bool may)
+    {
+        Assert.Equal(may, ToolAllowList.KeyMayCallDirectly(new ToolCaller(Guid.NewGuid(), allowed, false), tool, source));
+        Assert.True(ToolAllowList.KeyMayCallDirectly(new ToolCaller(Guid.Empty, [], true), tool, source));
     }
 
     [Fact]

@@ -11,7 +11,7 @@ namespace AgentPlatform.Tests.Tools;
 [Collection(PlatformCollection.Name)]
 public sealed class ToolsApiTests(PlatformFixture platform)
 {
-    /// <summary>A client key with a tool allow-list (null: every tool).</summary>
+    /// <summary>A client key with a tool allow-list (null: no list — the built-ins directly, whatever its agents offer).</summary>
     internal static async Task<(string Key, Guid Id)> CreateKeyAsync(PlatformFixture platform, string[]? allowedTools)
     {
         var response = await platform.Client(PlatformFixture.AdminKey).PostAsJsonAsync("/admin/keys",
@@ -34,7 +34,7 @@ public sealed class ToolsApiTests(PlatformFixture platform)
     public async Task The_tool_list_shows_the_builtins_and_the_mcp_servers_tools_under_its_prefix()
     {
         await WaitForMcpToolsAsync(platform);
-        var client = platform.Client((await CreateKeyAsync(platform, null)).Key);
+        var client = platform.Client((await CreateKeyAsync(platform, ["*"])).Key);
 
         var tools = (await client.GetFromJsonAsync<JsonArray>("/agent/tools"))!.Select(t => t!.AsObject()).ToList();
 
@@ -81,6 +81,36 @@ public sealed class ToolsApiTests(PlatformFixture platform)
         Assert.Equal(HttpStatusCode.Forbidden, refusedMcp.StatusCode);
         Assert.Equal(HttpStatusCode.OK, allowed.StatusCode);
         Assert.Equal(new[] { "calculator", "testmcp_echo" }, listed.Order().ToArray());
+    }
+
+    [Fact]
+    public async Task A_key_without_a_tool_list_may_call_the_builtins_directly_but_no_agent_private_mcp_tool()
+    {
+        await WaitForMcpToolsAsync(platform);
+        var client = platform.Client((await CreateKeyAsync(platform, null)).Key);
+
+        var builtin = await InvokeAsync(client, "calculator", """{"expression":"1+1"}""");
+        var mcp = await InvokeAsync(client, "testmcp_echo", """{"text":"should not run"}""");
+        var listed = (await client.GetFromJsonAsync<JsonArray>("/agent/tools"))!.Select(t => t!["name"]!.GetValue<string>()).ToList();
+
+        Assert.Equal(HttpStatusCode.OK, builtin.StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, mcp.StatusCode);
+        Assert.Equal("testmcp_echo", (await mcp.JsonAsync())["tool"]!.GetValue<string>());
+        Assert.Equal(new[] { "calculator", "current_time", "my_tasks" }, listed.Order().ToArray());
+        // Through an agent that names it, the same key is offered the MCP tool: there the agent's list decides.
+        var offered = platform.Api.Services.GetRequiredService<IToolCatalog>().ToolsFor(
+            new ToolCaller(Guid.NewGuid(), null, IsAdmin: false), new AgentPlatform.Engine.Agents.AgentDefinition { Name = "mcp-user", Tools = ["testmcp_echo"] });
+        Assert.Equal(new[] { "testmcp_echo" }, offered.Select(t => t.Name).ToArray());
+    }
+
+    [Fact]
+    public async Task The_admin_key_may_call_any_tool_directly()
+    {
+        await WaitForMcpToolsAsync(platform);
+
+        var response = await InvokeAsync(platform.Client(PlatformFixture.AdminKey), "testmcp_echo", """{"text":"admin"}""");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
     }
 
     [Fact]
@@ -133,7 +163,7 @@ public sealed class ToolsApiTests(PlatformFixture platform)
     public async Task A_slow_tool_times_out_as_an_outcome_and_the_server_keeps_working()
     {
         await WaitForMcpToolsAsync(platform);
-        var client = platform.Client((await CreateKeyAsync(platform, null)).Key);
+        var client = platform.Client((await CreateKeyAsync(platform, ["testmcp_*"])).Key);
 
         // testmcp_sleep has a 1 s limit in the fixture (Tools:Timeouts:testmcp_sleep).
         var slow = await InvokeAsync(client, "testmcp_sleep", """{"seconds":20}""");
@@ -151,7 +181,7 @@ public sealed class ToolsApiTests(PlatformFixture platform)
     public async Task A_failing_tool_reports_its_error_as_an_outcome()
     {
         await WaitForMcpToolsAsync(platform);
-        var client = platform.Client((await CreateKeyAsync(platform, null)).Key);
+        var client = platform.Client((await CreateKeyAsync(platform, ["*"])).Key);
 
         var divide = await (await InvokeAsync(client, "calculator", """{"expression":"1/0"}""")).JsonAsync();
         var mcp = await (await InvokeAsync(client, "testmcp_fail", """{"message":"disk on fire"}""")).JsonAsync();
