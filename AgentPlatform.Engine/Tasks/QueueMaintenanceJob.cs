@@ -25,9 +25,24 @@ public sealed class QueueMaintenanceJob(AgentDbContext db, NpgsqlDataSource data
     public static string GaveUp(int attempts) =>
         $"Gave up after {attempts} attempts: each run stopped before it finished (its Worker stopped or crashed).";
 
-    public async Task RunAsync(CancellationToken cancellationToken)
+    public async Task RunAsync(CancellationToken cancellationToken) => await RunAsync(new LapsedLeases(), cancellationToken);
+
+    /// <param name="lapsed">What earlier sweeps saw lapse; a task is handed on only once it stayed lapsed for half a lease.</param>
+    public async Task RunAsync(LapsedLeases lapsed, CancellationToken cancellationToken)
     {
         var maxAttempts = options.Value.MaxAttempts;
+        // After a database outage every lease looks lapsed, live runs' included: they could not renew. A live run renews
+        // within a third of a lease once the database is back, so a task is handed on only when it has stayed lapsed
+        // for half a lease, across sweeps; a dead run's task waits that much longer, a live run keeps its task.
+        List<Guid> expired = [];
+        await using (var find = dataSource.CreateCommand(
+            """SELECT "Id" FROM agent_tasks WHERE "Status" = 'running' AND ("LeaseExpiresAt" IS NULL OR "LeaseExpiresAt" < now())"""))
+        await using (var reader = await find.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken)) expired.Add(reader.GetGuid(0));
+        }
+        var due = lapsed.Observe(expired, DateTimeOffset.UtcNow, options.Value.LeaseDuration / 2);
+
         await using (var sweep = dataSource.CreateCommand(
             """
             UPDATE agent_tasks SET
@@ -35,13 +50,14 @@ public sealed class QueueMaintenanceJob(AgentDbContext db, NpgsqlDataSource data
                 "Error" = CASE WHEN NOT "IsAsync" THEN $2 WHEN "Attempts" >= $1 THEN $3 ELSE "Error" END,
                 "CompletedAt" = CASE WHEN NOT "IsAsync" OR "Attempts" >= $1 THEN now() END,
                 "LeaseOwner" = NULL, "LeaseExpiresAt" = NULL
-            WHERE "Status" = 'running' AND ("LeaseExpiresAt" IS NULL OR "LeaseExpiresAt" < now())
+            WHERE "Id" = ANY($4) AND "Status" = 'running' AND ("LeaseExpiresAt" IS NULL OR "LeaseExpiresAt" < now())
             RETURNING "Id", "Status"
             """))
         {
             sweep.Parameters.Add(new NpgsqlParameter { Value = maxAttempts });
             sweep.Parameters.Add(new NpgsqlParameter { Value = AbandonedSync });
             sweep.Parameters.Add(new NpgsqlParameter { Value = GaveUp(maxAttempts) });
+            sweep.Parameters.Add(new NpgsqlParameter { Value = due.ToArray() });
             List<(Guid Id, string Status)> handedOn = [];
             await using (var reader = await sweep.ExecuteReaderAsync(cancellationToken))
             {
@@ -78,10 +94,25 @@ public sealed class QueueMaintenanceJob(AgentDbContext db, NpgsqlDataSource data
     }
 }
 
+/// <summary>Tasks whose lease a sweep found lapsed, and since when; kept across the sweeps of one Worker.</summary>
+public sealed class LapsedLeases
+{
+    private Dictionary<Guid, DateTimeOffset> _since = [];
+
+    /// <summary>Records this sweep's lapsed tasks and returns those lapsed for at least <paramref name="grace"/>.</summary>
+    public IReadOnlyList<Guid> Observe(IReadOnlyList<Guid> lapsed, DateTimeOffset now, TimeSpan grace)
+    {
+        _since = lapsed.ToDictionary(id => id, id => _since.GetValueOrDefault(id, now));
+        return _since.Where(e => now - e.Value >= grace).Select(e => e.Key).ToList();
+    }
+}
+
 /// <summary>Runs <see cref="QueueMaintenanceJob"/> in the Worker, every few seconds (Hangfire's recurring jobs go by the minute).</summary>
 public sealed class QueueMaintenanceService(IServiceScopeFactory scopes, IOptions<QueueOptions> options, ILogger<QueueMaintenanceService> logger)
     : BackgroundService
 {
+    private readonly LapsedLeases _lapsed = new();
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(options.Value.MaintenanceInterval);
@@ -90,7 +121,7 @@ public sealed class QueueMaintenanceService(IServiceScopeFactory scopes, IOption
             try
             {
                 await using var scope = scopes.CreateAsyncScope();
-                await scope.ServiceProvider.GetRequiredService<QueueMaintenanceJob>().RunAsync(stoppingToken);
+                await scope.ServiceProvider.GetRequiredService<QueueMaintenanceJob>().RunAsync(_lapsed, stoppingToken);
             }
             catch (Exception e) when (e is NpgsqlException or InvalidOperationException or DbUpdateException && !stoppingToken.IsCancellationRequested)
             {

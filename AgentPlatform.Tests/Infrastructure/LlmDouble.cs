@@ -38,6 +38,7 @@ public sealed class LlmDouble : IAsyncDisposable
     private readonly ConcurrentDictionary<string, LlmStep[]> _modelScripts = new();
     private readonly ConcurrentDictionary<string, int> _counts = new();
     private readonly ConcurrentQueue<LlmCall> _calls = new();
+    private readonly ConcurrentQueue<(string Marker, DateTimeOffset At)> _aborted = new();
     private readonly ConcurrentQueue<WebhookDelivery> _webhooks = new();
     private readonly ConcurrentDictionary<string, bool> _failingHooks = new();
 
@@ -105,6 +106,9 @@ public sealed class LlmDouble : IAsyncDisposable
 
     public IReadOnlyList<LlmCall> CallsFor(string marker) => _calls.Where(c => c.Marker == marker).ToList();
 
+    /// <summary>When calls for the marker were abandoned by the client (the platform cancelled them) before they were answered.</summary>
+    public IReadOnlyList<DateTimeOffset> AbortedCallsFor(string marker) => _aborted.Where(a => a.Marker == marker).Select(a => a.At).ToList();
+
     private async Task CompleteAsync(HttpContext http)
     {
         var body = (await JsonNode.ParseAsync(http.Request.Body))!.AsObject();
@@ -138,6 +142,7 @@ public sealed class LlmDouble : IAsyncDisposable
         }
         catch (OperationCanceledException)
         {
+            _aborted.Enqueue((marker, DateTimeOffset.UtcNow));
             return;
         }
 

@@ -70,9 +70,27 @@ public sealed class AgentTaskTests(PlatformFixture platform)
 
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var status = await client.StatusAsync(taskId, wait: 30);
+        clock.Stop();
 
+        // Woken by the Worker's NOTIFY, not by the 2-second re-read: about the LLM's 0.8 s plus pick-up.
         Assert.Equal("completed", status["status"]!.GetValue<string>());
-        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(15), $"long poll took {clock.Elapsed}");
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1.8), $"long poll took {clock.Elapsed}");
+    }
+
+    [Fact]
+    public async Task Long_poll_of_an_unfinished_task_returns_after_the_wait_it_asked_for()
+    {
+        platform.Llm.Script("long-poll-bound", new LlmStep(Delay: TimeSpan.FromSeconds(20)));
+        var client = platform.Client(await platform.CreateKeyAsync());
+        var taskId = (await (await client.ExecuteAsync(new { task = "long-poll-bound me", agent_type = "general", async_execution = true })).JsonAsync())["task_id"]!.GetValue<string>();
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var status = await client.StatusAsync(taskId, wait: 2);
+        clock.Stop();
+        await client.PostAsync($"/agent/tasks/{taskId}/cancel", null);
+
+        Assert.NotEqual("completed", status["status"]!.GetValue<string>());
+        Assert.InRange(clock.Elapsed, TimeSpan.FromSeconds(1.9), TimeSpan.FromSeconds(3));
     }
 
     [Fact]
@@ -137,10 +155,17 @@ public sealed class AgentTaskTests(PlatformFixture platform)
         Assert.Equal(HttpStatusCode.OK, cancel.StatusCode);
         Assert.Equal("cancelled", (await cancel.JsonAsync())["status"]!.GetValue<string>());
         Assert.Equal(HttpStatusCode.Conflict, again.StatusCode);
-        await Task.Delay(TimeSpan.FromSeconds(3)); // the worker notices the deleted job within a second or two
+        // The Worker abandons the LLM call within about a second (the cancel's NOTIFY reaches the run's lease), and
+        // the task stays cancelled.
+        var cancelledAt = DateTimeOffset.UtcNow;
+        await HttpExtensions.WaitUntilAsync(() => Task.FromResult(platform.Llm.AbortedCallsFor("cancel-me").Count > 0), seconds: 5,
+            what: "the LLM call to be abandoned");
+        Assert.True(platform.Llm.AbortedCallsFor("cancel-me")[0] - cancelledAt < TimeSpan.FromSeconds(2));
+        await Task.Delay(TimeSpan.FromSeconds(1));
         var status = await client.StatusAsync(taskId);
         Assert.Equal("cancelled", status["status"]!.GetValue<string>());
         Assert.Null(status["result"]);
+        Assert.DoesNotContain(platform.Llm.CallsFor("cancel-me"), c => c.Completed);
     }
 
     [Fact]

@@ -1,9 +1,7 @@
 using AgentPlatform.Engine.Data;
 using AgentPlatform.Engine.Tasks;
 using AgentPlatform.Tests.Infrastructure;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
 using TaskStatus = AgentPlatform.Engine.Tasks.TaskStatus;
 
 namespace AgentPlatform.Tests.Tasks;
@@ -36,24 +34,30 @@ public sealed class QueueMaintenanceTests(PlatformFixture platform)
     }
 
     [Fact]
-    public async Task Several_processes_migrating_one_fresh_database_together_all_succeed()
+    public async Task Three_worker_processes_starting_together_on_a_fresh_database_migrate_it_once_and_all_run()
     {
         var connectionString = await platform.Postgres.CreateDatabaseAsync();
-        var hosts = Enumerable.Range(0, 3).Select(_ =>
+        var settings = platform.Settings();
+        settings["ConnectionStrings__agentdb"] = connectionString;
+        var workers = Enumerable.Range(0, 3).Select(_ => new WorkerProcess(settings)).ToList();
+        try
         {
-            var builder = Host.CreateApplicationBuilder();
-            var settings = platform.Settings();
-            settings["ConnectionStrings__agentdb"] = connectionString;
-            builder.Configuration.AddInMemoryCollection(settings.Select(s => KeyValuePair.Create(s.Key.Replace("__", ":"), (string?)s.Value)));
-            builder.AddAgentPlatformEngine();
-            return builder.Build();
-        }).ToList();
+            // Three real processes, each applying the migrations and Hangfire's schema at start-up.
+            await Task.WhenAll(workers.Select(w => w.StartAsync()));
 
-        await Task.WhenAll(hosts.Select(h => h.Services.MigrateDatabaseAsync()));
-
-        using var scope = hosts[0].Services.CreateScope();
-        var db = scope.ServiceProvider.GetRequiredService<AgentDbContext>();
-        Assert.Empty(await Microsoft.EntityFrameworkCore.RelationalDatabaseFacadeExtensions.GetPendingMigrationsAsync(db.Database));
-        foreach (var host in hosts) host.Dispose();
+            Assert.All(workers, w => Assert.True(w.IsRunning, w.Output));
+            await using var connection = new Npgsql.NpgsqlConnection(connectionString);
+            await connection.OpenAsync();
+            await using var history = new Npgsql.NpgsqlCommand("""SELECT count(*), count(DISTINCT "MigrationId") FROM "__EFMigrationsHistory" """, connection);
+            await using var reader = await history.ExecuteReaderAsync();
+            await reader.ReadAsync();
+            var applied = reader.GetInt64(0);
+            Assert.Equal(applied, reader.GetInt64(1));
+            Assert.Equal(typeof(AgentDbContext).Assembly.GetTypes().Count(t => t.IsSubclassOf(typeof(Microsoft.EntityFrameworkCore.Migrations.Migration))), applied);
+        }
+        finally
+        {
+            foreach (var worker in workers) await worker.DisposeAsync();
+        }
     }
 }

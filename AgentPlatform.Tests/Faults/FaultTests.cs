@@ -1,0 +1,211 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using AgentPlatform.Engine.Data;
+using AgentPlatform.Tests.Infrastructure;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using Xunit.Abstractions;
+using TaskStatus = AgentPlatform.Engine.Tasks.TaskStatus;
+
+namespace AgentPlatform.Tests.Faults;
+
+/// <summary>
+/// Real processes, real faults: a Worker killed with SIGKILL under load, Redis and Postgres stopped under steady
+/// traffic. Each test prints its figures (the README's "Guarantees" section quotes them).
+/// </summary>
+[Collection(PlatformCollection.Name)]
+public sealed class FaultTests(PlatformFixture platform, ITestOutputHelper output)
+{
+    private async Task<HashSet<Guid>> RunningTasksAsync(string prefix)
+    {
+        await using var scope = platform.Api.Services.CreateAsyncScope();
+        return (await scope.ServiceProvider.GetRequiredService<AgentDbContext>().Tasks.AsNoTracking()
+            .Where(t => t.Status == TaskStatus.Running && t.Input.StartsWith(prefix)).Select(t => t.Id).ToListAsync()).ToHashSet();
+    }
+
+    [Fact]
+    public async Task Worker_killed_twice_under_300_tasks_every_task_ends_once_with_one_llm_call_plus_one_per_kill_it_was_in()
+    {
+        const int count = 320;
+        const string prefix = "fault-kill";
+        platform.Llm.Script(prefix, new LlmStep(Delay: TimeSpan.FromMilliseconds(300)));
+        var client = platform.Client(await platform.CreateKeyAsync());
+        var clock = Stopwatch.StartNew();
+
+        // Submit everything, 16 at a time.
+        var ids = new ConcurrentDictionary<int, string>();
+        await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (i, _) =>
+        {
+            using var response = await client.ExecuteAsync(new { task = $"{prefix} #{i:D4} done", agent_type = "general", async_execution = true });
+            Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+            ids[i] = (await response.JsonAsync())["task_id"]!.GetValue<string>();
+        });
+        var submitted = clock.Elapsed;
+
+        List<HashSet<Guid>> inFlightAtKills = [];
+        foreach (var progress in new[] { count / 4, count / 2 })
+        {
+            await HttpExtensions.WaitUntilAsync(() => Task.FromResult(platform.Llm.CallsFor(prefix).Count(c => c.Completed) >= progress),
+                seconds: 120, what: $"{progress} answers");
+            await platform.Worker.KillAsync();
+            inFlightAtKills.Add(await RunningTasksAsync(prefix));
+            await platform.Worker.StartAsync();
+        }
+
+        await HttpExtensions.WaitUntilAsync(async () =>
+        {
+            await using var scope = platform.Api.Services.CreateAsyncScope();
+            return await scope.ServiceProvider.GetRequiredService<AgentDbContext>().Tasks
+                .CountAsync(t => t.Input.StartsWith(prefix) && t.Status != TaskStatus.Completed && t.Status != TaskStatus.Failed) == 0;
+        }, seconds: 180, what: "every task final");
+        var drained = clock.Elapsed;
+
+        await using var scope = platform.Api.Services.CreateAsyncScope();
+        var tasks = await scope.ServiceProvider.GetRequiredService<AgentDbContext>().Tasks.AsNoTracking()
+            .Where(t => t.Input.StartsWith(prefix)).ToListAsync();
+        var calls = platform.Llm.CallsFor(prefix).Where(c => !c.Completed).GroupBy(c => c.UserMessage.Split(' ')[1])
+            .ToDictionary(g => g.Key, g => g.Count());
+        var extra = calls.Values.Sum() - count;
+        output.WriteLine($"{count} tasks submitted in {submitted.TotalSeconds:0.0} s; Worker killed twice with " +
+            $"{inFlightAtKills[0].Count} and {inFlightAtKills[1].Count} tasks in flight; all final after {drained.TotalSeconds:0.0} s; " +
+            $"{calls.Values.Sum()} LLM calls ({extra} extra); attempts: " +
+            string.Join(", ", tasks.GroupBy(t => t.Attempts).OrderBy(g => g.Key).Select(g => $"{g.Count()}×{g.Key}")));
+
+        Assert.Equal(count, tasks.Count);
+        Assert.All(tasks, t => Assert.Equal(TaskStatus.Completed, t.Status));
+        foreach (var task in tasks)
+        {
+            var kills = inFlightAtKills.Count(set => set.Contains(task.Id));
+            var made = calls.GetValueOrDefault(task.Input.Split(' ')[1]);
+            Assert.True(made >= 1 && made <= 1 + kills, $"task {task.Input}: {made} LLM calls, in flight at {kills} kills");
+        }
+        Assert.True(extra <= inFlightAtKills.Sum(s => s.Count), $"{extra} extra calls for {inFlightAtKills.Sum(s => s.Count)} tasks in flight");
+    }
+
+    private sealed record Sample(string Kind, TimeSpan At, TimeSpan Took, int Status, bool RetryAfter, string Marker);
+
+    /// <summary>Steady traffic (sync and async) for <paramref name="duration"/> while <paramref name="fault"/> happens.</summary>
+    private async Task<List<Sample>> UnderLoadAsync(string prefix, TimeSpan duration, Func<Task> fault)
+    {
+        var enterprise = platform.Client(await platform.CreateKeyAsync());
+        var limited = platform.Client(await platform.CreateKeyAsync("pro"));
+        var samples = new ConcurrentBag<Sample>();
+        var clock = Stopwatch.StartNew();
+        var n = 0;
+
+        async Task Loop(string kind, HttpClient client, bool async, TimeSpan pause)
+        {
+            while (clock.Elapsed < duration)
+            {
+                var marker = $"{prefix}-{kind}-{Interlocked.Increment(ref n):D5}";
+                var at = clock.Elapsed;
+                var took = Stopwatch.StartNew();
+                int status;
+                var retryAfter = false;
+                try
+                {
+                    using var response = await client.ExecuteAsync(new { task = $"{marker} steady", agent_type = "general", async_execution = async });
+                    status = (int)response.StatusCode;
+                    retryAfter = response.Headers.RetryAfter is not null;
+                }
+                catch (HttpRequestException)
+                {
+                    status = -1;
+                }
+                samples.Add(new Sample(kind, at, took.Elapsed, status, retryAfter, marker));
+                await Task.Delay(pause);
+            }
+        }
+
+        var load = Task.WhenAll(
+            Loop("sync", enterprise, false, TimeSpan.FromMilliseconds(50)),
+            Loop("async", enterprise, true, TimeSpan.FromMilliseconds(50)),
+            Loop("limited", limited, false, TimeSpan.FromMilliseconds(700)));
+        await fault();
+        await load;
+        return samples.OrderBy(s => s.At).ToList();
+    }
+
+    private void Report(string what, List<Sample> samples, TimeSpan from, TimeSpan to)
+    {
+        foreach (var group in samples.GroupBy(s => (s.Kind, During: s.At >= from && s.At < to)))
+        {
+            var took = group.Select(s => s.Took.TotalMilliseconds).Order().ToList();
+            output.WriteLine($"{what} {(group.Key.During ? "during" : "outside")} the outage, {group.Key.Kind}: {group.Count()} requests, " +
+                $"status {string.Join(" ", group.GroupBy(s => s.Status).OrderBy(g => g.Key).Select(g => $"{g.Key}×{g.Count()}"))}, " +
+                $"p50 {took[took.Count / 2]:0} ms, max {took[^1]:0} ms");
+        }
+    }
+
+    [Fact]
+    public async Task Redis_stopped_for_five_seconds_under_load_gives_fast_answers_and_recovers_by_itself()
+    {
+        var outage = (From: TimeSpan.Zero, To: TimeSpan.Zero);
+        var clock = Stopwatch.StartNew();
+        var samples = await UnderLoadAsync("fault-redis", TimeSpan.FromSeconds(14), async () =>
+        {
+            await Task.Delay(TimeSpan.FromSeconds(3));
+            outage.From = clock.Elapsed;
+            await platform.Redis.StopAsync();
+            await Task.Delay(TimeSpan.FromSeconds(5));
+            await platform.Redis.StartAgainAsync();
+            outage.To = clock.Elapsed;
+        });
+        Report("Redis", samples, outage.From, outage.To);
+
+        Assert.DoesNotContain(samples, s => s.Status is 500 or -1);
+        // Never a multi-second stall: the client fails fast while Redis is away.
+        Assert.All(samples, s => Assert.True(s.Took < TimeSpan.FromSeconds(1.5), $"{s.Kind} took {s.Took}"));
+        // A key that skips the limiter is served; a limited one gets 503 with Retry-After (or is served once Redis is back).
+        Assert.All(samples.Where(s => s.Kind == "limited" && s.Status == 503), s => Assert.True(s.RetryAfter));
+        Assert.Contains(samples, s => s.Kind == "limited" && s.Status == 503);
+        Assert.Contains(samples, s => s.Kind == "sync" && s.At > outage.From + TimeSpan.FromSeconds(1) && s.At < outage.To && s.Status == 200);
+        // Recovered without a restart: the last seconds are all served.
+        Assert.All(samples.Where(s => s.At > outage.To + TimeSpan.FromSeconds(2)), s => Assert.Equal(s.Kind == "async" ? 202 : 200, s.Status));
+    }
+
+    [Fact]
+    public async Task Postgres_stopped_for_five_seconds_under_load_refuses_fast_runs_nothing_it_refused_and_finishes_what_it_accepted()
+    {
+        var outage = (From: TimeSpan.Zero, To: TimeSpan.Zero);
+        var clock = Stopwatch.StartNew();
+        platform.Llm.Script("fault-postgres", new LlmStep(Delay: TimeSpan.FromMilliseconds(200)));
+        var samples = await UnderLoadAsync("fault-postgres", TimeSpan.FromSeconds(16), async () =>
+        {
+            await Task.Delay(TimeSpan.FromSeconds(3));
+            outage.From = clock.Elapsed;
+            await platform.Postgres.StopAsync();
+            await Task.Delay(TimeSpan.FromSeconds(5));
+            await platform.Postgres.StartAgainAsync();
+            outage.To = clock.Elapsed;
+        });
+        Report("Postgres", samples, outage.From, outage.To);
+
+        Assert.DoesNotContain(samples, s => s.Status is 500 or -1);
+        Assert.All(samples.Where(s => s.Status == 503), s => Assert.True(s.RetryAfter, "a 503 says when to retry"));
+        // New requests during the outage are refused fast; a sync run caught mid-flight waits to record its result.
+        Assert.All(samples.Where(s => s.Status == 503), s => Assert.True(s.Took < TimeSpan.FromSeconds(1.5), $"a 503 took {s.Took}"));
+
+        // Everything accepted completes, once; nothing refused runs (the sweep would enqueue an accepted task without a job).
+        await Task.Delay(TimeSpan.FromSeconds(12));
+        await using var scope = platform.Api.Services.CreateAsyncScope();
+        var stored = await scope.ServiceProvider.GetRequiredService<AgentDbContext>().Tasks.AsNoTracking()
+            .Where(t => t.Input.StartsWith("fault-postgres")).ToListAsync();
+        var accepted = samples.Where(s => s.Kind == "async" && s.Status == 202).Select(s => s.Marker).ToHashSet();
+        var refused = samples.Where(s => s.Status is not (200 or 202)).Select(s => s.Marker).ToHashSet();
+        var acceptedTasks = stored.Where(t => accepted.Contains(t.Input.Split(' ')[0])).ToList();
+        output.WriteLine($"{accepted.Count} async tasks accepted: {acceptedTasks.Count(t => t.Status == TaskStatus.Completed)} completed; " +
+            $"{refused.Count} requests refused; LLM calls for refused ones: " +
+            platform.Llm.CallsFor("fault-postgres").Count(c => refused.Contains(c.UserMessage.Split(' ')[0])));
+
+        foreach (var s in samples.Where(s => refused.Contains(s.Marker)
+                     && platform.Llm.CallsFor("fault-postgres").Any(c => c.UserMessage.StartsWith(s.Marker + " "))))
+            output.WriteLine($"refused but called: {s}; task row: {stored.FirstOrDefault(t => t.Input.StartsWith(s.Marker + " "))?.Status} " +
+                $"{stored.FirstOrDefault(t => t.Input.StartsWith(s.Marker + " "))?.Error}");
+        Assert.Equal(accepted.Count, acceptedTasks.Count);
+        Assert.All(acceptedTasks, t => Assert.Equal(TaskStatus.Completed, t.Status));
+        Assert.DoesNotContain(platform.Llm.CallsFor("fault-postgres"), c => refused.Contains(c.UserMessage.Split(' ')[0]));
+        Assert.All(samples.Where(s => s.At > outage.To + TimeSpan.FromSeconds(3)), s => Assert.Equal(s.Kind == "async" ? 202 : 200, s.Status));
+    }
+}
