@@ -123,9 +123,11 @@ public sealed class QueueMaintenanceService(IServiceScopeFactory scopes, IOption
                 await using var scope = scopes.CreateAsyncScope();
                 await scope.ServiceProvider.GetRequiredService<QueueMaintenanceJob>().RunAsync(_lapsed, stoppingToken);
             }
-            catch (Exception e) when (e is NpgsqlException or InvalidOperationException or DbUpdateException && !stoppingToken.IsCancellationRequested)
+            catch (Exception e) when (!stoppingToken.IsCancellationRequested)
             {
-                logger.LogWarning("Queue maintenance skipped a round: {Message}", e.Message);
+                // Whatever went wrong (a store outage, a failed job creation), the next round tries again: a sweep that
+                // stopped for good would leave dead runs' tasks running forever.
+                logger.LogWarning(e, "Queue maintenance skipped a round: {Message}", e.Message);
             }
         }
     }

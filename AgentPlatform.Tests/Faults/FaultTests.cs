@@ -53,12 +53,26 @@ public sealed class FaultTests(PlatformFixture platform, ITestOutputHelper outpu
             await platform.Worker.StartAsync();
         }
 
-        await HttpExtensions.WaitUntilAsync(async () =>
+        try
         {
-            await using var scope = platform.Api.Services.CreateAsyncScope();
-            return await scope.ServiceProvider.GetRequiredService<AgentDbContext>().Tasks
-                .CountAsync(t => t.Input.StartsWith(prefix) && t.Status != TaskStatus.Completed && t.Status != TaskStatus.Failed) == 0;
-        }, seconds: 180, what: "every task final");
+            await HttpExtensions.WaitUntilAsync(async () =>
+            {
+                await using var scope = platform.Api.Services.CreateAsyncScope();
+                return await scope.ServiceProvider.GetRequiredService<AgentDbContext>().Tasks
+                    .CountAsync(t => t.Input.StartsWith(prefix) && t.Status != TaskStatus.Completed && t.Status != TaskStatus.Failed) == 0;
+            }, seconds: 120, what: "every task final");
+        }
+        catch (TimeoutException)
+        {
+            await using var diagnosis = platform.Api.Services.CreateAsyncScope();
+            var stuck = await diagnosis.ServiceProvider.GetRequiredService<AgentDbContext>().Tasks.AsNoTracking()
+                .Where(t => t.Input.StartsWith(prefix) && t.Status != TaskStatus.Completed && t.Status != TaskStatus.Failed).ToListAsync();
+            foreach (var t in stuck.Take(10))
+                output.WriteLine($"stuck: {t.Input} {t.Status} attempts {t.Attempts} job {t.JobId} lease {t.LeaseExpiresAt:O} owner {t.LeaseOwner}");
+            output.WriteLine($"{stuck.Count} stuck; now {DateTimeOffset.UtcNow:O}; worker output tail:\n" +
+                string.Join('\n', platform.Worker.Output.Split('\n').TakeLast(60)));
+            throw;
+        }
         var drained = clock.Elapsed;
 
         await using var scope = platform.Api.Services.CreateAsyncScope();
