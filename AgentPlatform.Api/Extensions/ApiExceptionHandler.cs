@@ -16,7 +16,11 @@ public sealed class ApiExceptionHandler(IProblemDetailsService problems, ILogger
     {
         var (status, title, detail, errors) = Describe(exception);
         if (status >= 500) logger.LogError(exception, "Request failed: {Title}", title);
-        if (status == StatusCodes.Status503ServiceUnavailable) http.Response.Headers.RetryAfter = "5";
+        if (status == StatusCodes.Status503ServiceUnavailable)
+        {
+            http.Response.Headers.RetryAfter = "5";
+            AgentPlatform.Engine.Infrastructure.PostgresPools.ClearAfter(exception, http.RequestServices.GetService<NpgsqlDataSource>());
+        }
 
         http.Response.StatusCode = status;
         var context = new ProblemDetailsContext

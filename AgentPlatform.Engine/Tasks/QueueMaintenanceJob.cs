@@ -1,4 +1,5 @@
 using AgentPlatform.Engine.Data;
+using AgentPlatform.Engine.Infrastructure;
 using AgentPlatform.Engine.Telemetry;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
@@ -108,7 +109,8 @@ public sealed class LapsedLeases
 }
 
 /// <summary>Runs <see cref="QueueMaintenanceJob"/> in the Worker, every few seconds (Hangfire's recurring jobs go by the minute).</summary>
-public sealed class QueueMaintenanceService(IServiceScopeFactory scopes, IOptions<QueueOptions> options, ILogger<QueueMaintenanceService> logger)
+public sealed class QueueMaintenanceService(IServiceScopeFactory scopes, NpgsqlDataSource dataSource, IOptions<QueueOptions> options,
+    ILogger<QueueMaintenanceService> logger)
     : BackgroundService
 {
     private readonly LapsedLeases _lapsed = new();
@@ -128,6 +130,7 @@ public sealed class QueueMaintenanceService(IServiceScopeFactory scopes, IOption
                 // Whatever went wrong (a store outage, a failed job creation), the next round tries again: a sweep that
                 // stopped for good would leave dead runs' tasks running forever.
                 logger.LogWarning(e, "Queue maintenance skipped a round: {Message}", e.Message);
+                PostgresPools.ClearAfter(e, dataSource);
             }
         }
     }

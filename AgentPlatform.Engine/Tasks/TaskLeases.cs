@@ -1,3 +1,4 @@
+using AgentPlatform.Engine.Infrastructure;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -46,6 +47,7 @@ public sealed class TaskLease : IAsyncDisposable
             {
                 // The database is away: keep running; the lease holds for its duration, and the next renewal may work.
                 leases.Logger.LogWarning("Could not renew the lease of task {TaskId}: {Message}", TaskId, e.Message);
+                PostgresPools.ClearAfter(e, leases.DataSource);
             }
         }
     }
@@ -83,6 +85,7 @@ public sealed class TaskLease : IAsyncDisposable
 public sealed class TaskLeases(NpgsqlDataSource dataSource, TaskEvents events, IOptions<QueueOptions> options, ILogger<TaskLeases> logger)
 {
     internal TaskEvents Events => events;
+    internal NpgsqlDataSource DataSource => dataSource;
     internal ILogger Logger => logger;
     public TimeSpan Duration => options.Value.LeaseDuration;
 

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using AgentPlatform.Engine.Agents;
 using AgentPlatform.Engine.Data;
 using AgentPlatform.Engine.Execution;
+using AgentPlatform.Engine.Infrastructure;
 using AgentPlatform.Engine.Llm;
 using AgentPlatform.Engine.Routing;
 using AgentPlatform.Engine.Tools;
@@ -31,7 +32,7 @@ public enum CancellationOutcome
 /// </summary>
 public sealed class TaskRunner(
     AgentDbContext db, AgentRegistry agents, AgentRouter router, TaskExecutor executor, TaskEvents events, TaskLeases leases,
-    IOptions<QueueOptions> queue, ILogger<TaskRunner> logger)
+    NpgsqlDataSource dataSource, IOptions<QueueOptions> queue, ILogger<TaskRunner> logger)
 {
     /// <summary>Runs a stored task (the Worker's path): loads it, claims it, executes it.</summary>
     public async Task<AgentTask?> RunAsync(Guid taskId, CancellationOutcome onCancel, CancellationToken cancellationToken)
@@ -235,6 +236,7 @@ public sealed class TaskRunner(
                                       && DateTimeOffset.UtcNow < deadline)
             {
                 logger.LogWarning("Could not record the result of task {TaskId} ({Message}); retrying", task.Id, e.Message);
+                PostgresPools.ClearAfter(e, dataSource);
                 await Task.Delay(delay);
                 delay = TimeSpan.FromMilliseconds(Math.Min(2000, delay.TotalMilliseconds * 2));
             }

@@ -99,8 +99,10 @@ public sealed class FaultTests(PlatformFixture platform, ITestOutputHelper outpu
 
     private sealed record Sample(string Kind, TimeSpan At, TimeSpan Took, int Status, bool RetryAfter, string Marker);
 
-    /// <summary>Steady traffic (sync and async) for <paramref name="duration"/> while <paramref name="fault"/> happens.</summary>
-    private async Task<List<Sample>> UnderLoadAsync(string prefix, TimeSpan duration, Func<Task> fault)
+    private sealed record LoadRun(List<Sample> Samples, TimeSpan OutageFrom, TimeSpan OutageTo);
+
+    /// <summary>Steady traffic (sync and async) for <paramref name="duration"/>; a store is stopped after 3 s for 5 s.</summary>
+    private async Task<LoadRun> UnderLoadAsync(string prefix, TimeSpan duration, Func<Task> stop, Func<Task> start)
     {
         var enterprise = platform.Client(await platform.CreateKeyAsync());
         var limited = platform.Client(await platform.CreateKeyAsync("pro"));
@@ -136,9 +138,14 @@ public sealed class FaultTests(PlatformFixture platform, ITestOutputHelper outpu
             Loop("sync", enterprise, false, TimeSpan.FromMilliseconds(50)),
             Loop("async", enterprise, true, TimeSpan.FromMilliseconds(50)),
             Loop("limited", limited, false, TimeSpan.FromMilliseconds(700)));
-        await fault();
+        await Task.Delay(TimeSpan.FromSeconds(3));
+        var from = clock.Elapsed;
+        await stop();
+        await Task.Delay(TimeSpan.FromSeconds(5));
+        await start();
+        var to = clock.Elapsed;
         await load;
-        return samples.OrderBy(s => s.At).ToList();
+        return new LoadRun(samples.OrderBy(s => s.At).ToList(), from, to);
     }
 
     private void Report(string what, List<Sample> samples, TimeSpan from, TimeSpan to)
@@ -155,18 +162,9 @@ public sealed class FaultTests(PlatformFixture platform, ITestOutputHelper outpu
     [Fact]
     public async Task Redis_stopped_for_five_seconds_under_load_gives_fast_answers_and_recovers_by_itself()
     {
-        var outage = (From: TimeSpan.Zero, To: TimeSpan.Zero);
-        var clock = Stopwatch.StartNew();
-        var samples = await UnderLoadAsync("fault-redis", TimeSpan.FromSeconds(14), async () =>
-        {
-            await Task.Delay(TimeSpan.FromSeconds(3));
-            outage.From = clock.Elapsed;
-            await platform.Redis.StopAsync();
-            await Task.Delay(TimeSpan.FromSeconds(5));
-            await platform.Redis.StartAgainAsync();
-            outage.To = clock.Elapsed;
-        });
-        Report("Redis", samples, outage.From, outage.To);
+        var (samples, outageFrom, outageTo) = await UnderLoadAsync("fault-redis", TimeSpan.FromSeconds(14),
+            () => platform.Redis.StopAsync(), () => platform.Redis.StartAgainAsync());
+        Report("Redis", samples, outageFrom, outageTo);
 
         Assert.DoesNotContain(samples, s => s.Status is 500 or -1);
         // Never a multi-second stall: the client fails fast while Redis is away.
@@ -174,27 +172,18 @@ public sealed class FaultTests(PlatformFixture platform, ITestOutputHelper outpu
         // A key that skips the limiter is served; a limited one gets 503 with Retry-After (or is served once Redis is back).
         Assert.All(samples.Where(s => s.Kind == "limited" && s.Status == 503), s => Assert.True(s.RetryAfter));
         Assert.Contains(samples, s => s.Kind == "limited" && s.Status == 503);
-        Assert.Contains(samples, s => s.Kind == "sync" && s.At > outage.From + TimeSpan.FromSeconds(1) && s.At < outage.To && s.Status == 200);
+        Assert.Contains(samples, s => s.Kind == "sync" && s.At > outageFrom + TimeSpan.FromSeconds(1) && s.At < outageTo && s.Status == 200);
         // Recovered without a restart: the last seconds are all served.
-        Assert.All(samples.Where(s => s.At > outage.To + TimeSpan.FromSeconds(2)), s => Assert.Equal(s.Kind == "async" ? 202 : 200, s.Status));
+        Assert.All(samples.Where(s => s.At > outageTo + TimeSpan.FromSeconds(2)), s => Assert.Equal(s.Kind == "async" ? 202 : 200, s.Status));
     }
 
     [Fact]
     public async Task Postgres_stopped_for_five_seconds_under_load_refuses_fast_runs_nothing_it_refused_and_finishes_what_it_accepted()
     {
-        var outage = (From: TimeSpan.Zero, To: TimeSpan.Zero);
-        var clock = Stopwatch.StartNew();
         platform.Llm.Script("fault-postgres", new LlmStep(Delay: TimeSpan.FromMilliseconds(200)));
-        var samples = await UnderLoadAsync("fault-postgres", TimeSpan.FromSeconds(16), async () =>
-        {
-            await Task.Delay(TimeSpan.FromSeconds(3));
-            outage.From = clock.Elapsed;
-            await platform.Postgres.StopAsync();
-            await Task.Delay(TimeSpan.FromSeconds(5));
-            await platform.Postgres.StartAgainAsync();
-            outage.To = clock.Elapsed;
-        });
-        Report("Postgres", samples, outage.From, outage.To);
+        var (samples, outageFrom, outageTo) = await UnderLoadAsync("fault-postgres", TimeSpan.FromSeconds(16),
+            () => platform.Postgres.StopAsync(), () => platform.Postgres.StartAgainAsync());
+        Report("Postgres", samples, outageFrom, outageTo);
 
         Assert.DoesNotContain(samples, s => s.Status is 500 or -1);
         Assert.All(samples.Where(s => s.Status == 503), s => Assert.True(s.RetryAfter, "a 503 says when to retry"));
@@ -217,9 +206,18 @@ public sealed class FaultTests(PlatformFixture platform, ITestOutputHelper outpu
                      && platform.Llm.CallsFor("fault-postgres").Any(c => c.UserMessage.StartsWith(s.Marker + " "))))
             output.WriteLine($"refused but called: {s}; task row: {stored.FirstOrDefault(t => t.Input.StartsWith(s.Marker + " "))?.Status} " +
                 $"{stored.FirstOrDefault(t => t.Input.StartsWith(s.Marker + " "))?.Error}");
+        foreach (var t in acceptedTasks.Where(t => t.Status != TaskStatus.Completed))
+        {
+            await using var connection = new Npgsql.NpgsqlConnection(platform.DatabaseConnectionString);
+            await connection.OpenAsync();
+            await using var job = new Npgsql.NpgsqlCommand($"SELECT statename, createdat FROM hangfire.job WHERE id = {t.JobId ?? "0"}", connection);
+            await using var reader = await job.ExecuteReaderAsync();
+            var state = await reader.ReadAsync() ? $"{reader.GetValue(0)} created {reader.GetValue(1)}" : "no job row";
+            output.WriteLine($"unfinished: {t.Input} {t.Status} attempts {t.Attempts} job {t.JobId} ({state}) created {t.CreatedAt:O}; now {DateTimeOffset.UtcNow:O}");
+        }
         Assert.Equal(accepted.Count, acceptedTasks.Count);
         Assert.All(acceptedTasks, t => Assert.Equal(TaskStatus.Completed, t.Status));
         Assert.DoesNotContain(platform.Llm.CallsFor("fault-postgres"), c => refused.Contains(c.UserMessage.Split(' ')[0]));
-        Assert.All(samples.Where(s => s.At > outage.To + TimeSpan.FromSeconds(3)), s => Assert.Equal(s.Kind == "async" ? 202 : 200, s.Status));
+        Assert.All(samples.Where(s => s.At > outageTo + TimeSpan.FromSeconds(3)), s => Assert.Equal(s.Kind == "async" ? 202 : 200, s.Status));
     }
 }
