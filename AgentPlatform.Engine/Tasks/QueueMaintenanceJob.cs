@@ -17,7 +17,7 @@ namespace AgentPlatform.Engine.Tasks;
 /// created. Each step is one conditional UPDATE … RETURNING, so several Workers sweeping at once hand a task on once.
 /// </summary>
 public sealed class QueueMaintenanceJob(AgentDbContext db, NpgsqlDataSource dataSource, TaskQueue queue, TaskEvents events,
-    IOptions<QueueOptions> options, ILogger<QueueMaintenanceJob> logger)
+    Hangfire.JobStorage jobs, IOptions<QueueOptions> options, ILogger<QueueMaintenanceJob> logger)
 {
     // The Api enqueues right after storing; a task still without a job after this was stored by an Api that could not.
     public static readonly TimeSpan OrphanAge = TimeSpan.FromSeconds(10);
@@ -92,8 +92,55 @@ public sealed class QueueMaintenanceJob(AgentDbContext db, NpgsqlDataSource data
             await queue.EnqueueAsync(task, cancellationToken);
             logger.LogWarning("Task {TaskId} had no job; enqueued it again", task.Id);
         }
+
+        // Queued a long time: is its job still alive in Hangfire? A job that is gone, finished, failed, or "processing" on
+        // a server that no longer exists will never start the task; it gets a new job (the claim keeps a late old job
+        // from running it twice). Waiting in the queue or for a retry is alive.
+        var strandedBefore = DateTimeOffset.UtcNow - options.Value.StrandedAfter;
+        var waiting = await db.Tasks.AsNoTracking()
+            .Where(t => t.IsAsync && t.Status == TaskStatus.Queued && t.JobId != null && t.CreatedAt < strandedBefore)
+            .OrderBy(t => t.CreatedAt).Take(100).ToListAsync(cancellationToken);
+        if (waiting.Count == 0) return;
+        using var connection = jobs.GetConnection();
+        var servers = jobs.GetMonitoringApi().Servers().Select(s => s.Name).ToHashSet();
+        foreach (var task in waiting)
+        {
+            var state = connection.GetStateData(task.JobId!);
+            var alive = state?.Name switch
+            {
+                "Enqueued" => !await FetchedByTheDeadAsync(task.JobId!, cancellationToken),
+                "Scheduled" or "Awaiting" => true,
+                "Processing" => state.Data.TryGetValue("ServerId", out var server) && servers.Contains(server),
+                _ => false,
+            };
+            if (alive) continue;
+            await queue.EnqueueAsync(task, cancellationToken);
+            logger.LogWarning("Task {TaskId} waited {Age} with job {JobId} in state {State}; enqueued it again",
+                task.Id, DateTimeOffset.UtcNow - task.CreatedAt, task.JobId, state?.Name ?? "(none)");
+        }
+    }
+
+    /// <summary>
+    /// An enqueued job that a Worker fetched and then died with: Hangfire hands it out again after its invisibility
+    /// timeout; one fetched more than twice that long ago was not (read from Hangfire.PostgreSql's queue table).
+    /// </summary>
+    private async Task<bool> FetchedByTheDeadAsync(string jobId, CancellationToken cancellationToken)
+    {
+        if (!long.TryParse(jobId, out var id)) return true;
+        await using var command = dataSource.CreateCommand(
+            $"""SELECT fetchedat FROM "{DatabaseMigrator.HangfireSchema}".jobqueue WHERE jobid = $1 ORDER BY fetchedat NULLS FIRST LIMIT 1""");
+        command.Parameters.Add(new NpgsqlParameter { Value = id });
+        var fetchedAt = await command.ExecuteScalarAsync(cancellationToken);
+        return fetchedAt switch
+        {
+            null => true, // no queue entry: nothing will fetch it
+            DBNull => false, // waiting to be fetched
+            DateTime at => DateTime.UtcNow - DateTime.SpecifyKind(at, DateTimeKind.Utc) > options.Value.InvisibilityTimeout * 2,
+            _ => false,
+        };
     }
 }
+
 
 /// <summary>Tasks whose lease a sweep found lapsed, and since when; kept across the sweeps of one Worker.</summary>
 public sealed class LapsedLeases

@@ -34,6 +34,12 @@ public sealed class QueueOptions
     /// <summary>How often a Worker sweeps for expired leases and tasks without a job.</summary>
     public TimeSpan MaintenanceInterval { get; set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// A queued task older than this has its Hangfire job checked; a job that can no longer start it (gone, finished,
+    /// or processing on a dead server) is replaced.
+    /// </summary>
+    public TimeSpan StrandedAfter { get; set; } = TimeSpan.FromMinutes(2);
+
     /// <summary>How long a finished run keeps trying to record its result (a database outage) before giving up.</summary>
     public TimeSpan RecordResultTimeout { get; set; } = TimeSpan.FromMinutes(2);
 }

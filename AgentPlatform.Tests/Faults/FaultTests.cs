@@ -67,8 +67,19 @@ public sealed class FaultTests(PlatformFixture platform, ITestOutputHelper outpu
             await using var diagnosis = platform.Api.Services.CreateAsyncScope();
             var stuck = await diagnosis.ServiceProvider.GetRequiredService<AgentDbContext>().Tasks.AsNoTracking()
                 .Where(t => t.Input.StartsWith(prefix) && t.Status != TaskStatus.Completed && t.Status != TaskStatus.Failed).ToListAsync();
+            await using var connection = new Npgsql.NpgsqlConnection(platform.DatabaseConnectionString);
+            await connection.OpenAsync();
             foreach (var t in stuck.Take(10))
-                output.WriteLine($"stuck: {t.Input} {t.Status} attempts {t.Attempts} job {t.JobId} lease {t.LeaseExpiresAt:O} owner {t.LeaseOwner}");
+            {
+                await using var job = new Npgsql.NpgsqlCommand(
+                    $"SELECT j.statename, q.queue, q.fetchedat, now() FROM hangfire.job j LEFT JOIN hangfire.jobqueue q ON q.jobid = j.id WHERE j.id = {t.JobId ?? "0"}",
+                    connection);
+                await using var reader = await job.ExecuteReaderAsync();
+                var state = await reader.ReadAsync()
+                    ? $"state {reader.GetValue(0)}, queue {reader.GetValue(1)}, fetchedat {reader.GetValue(2)}, db now {reader.GetValue(3)}"
+                    : "no job row";
+                output.WriteLine($"stuck: {t.Input} {t.Status} attempts {t.Attempts} job {t.JobId} ({state}) created {t.CreatedAt:O}");
+            }
             output.WriteLine($"{stuck.Count} stuck; now {DateTimeOffset.UtcNow:O}; worker output tail:\n" +
                 string.Join('\n', platform.Worker.Output.Split('\n').TakeLast(60)));
             throw;

@@ -99,6 +99,23 @@ public sealed class ExactlyOnceTests(PlatformFixture platform, ITestOutputHelper
     }
 
     [Fact]
+    public async Task A_queued_task_whose_job_can_no_longer_start_it_gets_a_new_job()
+    {
+        platform.Llm.Script("stranded-job", new LlmStep(Content: "rescued"));
+        // Queued long enough ago (Queue:StrandedAfter is 15 s in the tests), with a job Hangfire does not have.
+        var taskId = await StoreQueuedTaskAsync("stranded-job task", t =>
+        {
+            t.JobId = "987654321";
+            t.CreatedAt = DateTimeOffset.UtcNow.AddMinutes(-1);
+        });
+
+        var final = await platform.Client(PlatformFixture.AdminKey).WaitForFinalAsync(taskId.ToString(), seconds: 20);
+
+        Assert.Equal("completed", final["status"]!.GetValue<string>());
+        Assert.Equal("rescued", final["result"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task A_sync_task_whose_api_died_fails_by_its_lease_not_after_thirty_minutes()
     {
         var taskId = await StoreQueuedTaskAsync("abandoned sync task", t =>
