@@ -126,6 +126,9 @@ public static class EngineExtensions
                 QueuePollInterval = queue.PollInterval,
                 InvisibilityTimeout = queue.InvisibilityTimeout,
                 UseSlidingInvisibilityTimeout = true,
+                // A Worker killed while holding a job's state lock leaves the lock behind; any Worker fetching that job
+                // then waits for it to expire (10 minutes by default) with the job fetched but not started.
+                DistributedLockTimeout = queue.DistributedLockTimeout,
             }));
 
         // One HttpClient per provider: key rotation inside a Polly retry, so each attempt may use another key.

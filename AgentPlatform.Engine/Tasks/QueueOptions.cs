@@ -22,6 +22,9 @@ public sealed class QueueOptions
 
     public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>How long a Hangfire lock (a job's state change, the recurring-job scheduler) outlives a holder that died.</summary>
+    public TimeSpan DistributedLockTimeout { get; set; } = TimeSpan.FromMinutes(1);
+
     /// <summary>
     /// How long a run's claim on a task stands without renewal. The run renews it every third of this; a run
     /// whose process died loses the task this long after its last renewal, and the maintenance sweep hands it on.

@@ -61,6 +61,7 @@ public sealed class PlatformFixture : IAsyncLifetime
         ["Queue__LeaseDuration"] = "00:00:03",
         ["Queue__MaintenanceInterval"] = "00:00:01",
         ["Queue__StrandedAfter"] = "00:00:15",
+        ["Queue__DistributedLockTimeout"] = "00:00:05",
         ["Router__StatsCacheDuration"] = "00:00:00",
         ["Router__EmbeddingBreakDuration"] = "00:00:03",
         // Webhooks go to the LLM double on 127.0.0.1; WebhookTests prove the default (false) refuses that.
