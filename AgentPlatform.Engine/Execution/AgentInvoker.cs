@@ -48,6 +48,10 @@ public sealed class AgentInvoker(AgentClients clients, AgentStats stats, IToolCa
             var allOpen = e.Attempts.All(a => a.Outcome == "circuit_open");
             return await FailedAsync(agent, allOpen ? "unavailable" : "failed", e.Message, e, clock, attempts, activity, allOpen ? e.RetryAfter : null);
         }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested && attempts.InputTokens + attempts.OutputTokens > 0)
+        {
+            throw new RunCancelledException(attempts.InputTokens, attempts.OutputTokens, attempts.CostUsd, cancellationToken);
+        }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             return await FailedAsync(agent, "timeout", $"Agent '{agent.Name}' did not finish within its time limit of {agent.TimeoutSeconds} s.",

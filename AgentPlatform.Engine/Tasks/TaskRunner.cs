@@ -145,13 +145,15 @@ public sealed class TaskRunner(
             activity?.SetStatus(ActivityStatusCode.Error, error);
             return await FinishAsync(task, TaskStatus.Failed, decision.Agent, null, error, null, result, routing, calls, clock.Elapsed);
         }
-        catch (OperationCanceledException) when (held.Lost.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException e) when (held.Lost.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {
-            // Cancelled by the client, or taken over after this run's lease lapsed: the row says which; nothing to write.
+            // Cancelled by the client, or taken over after this run's lease lapsed: the row says which. A cancelled task
+            // records what its answered calls cost.
             logger.LogInformation("Task {TaskId} is no longer this run's; stopped after {Elapsed} ms", task.Id, clock.ElapsedMilliseconds);
+            await RecordSpendIfCancelledAsync(task.Id, e, toolCalls.Log);
             return await ReloadAsync(task.Id);
         }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException e) when (cancellationToken.IsCancellationRequested)
         {
             if (onCancel == CancellationOutcome.Requeue)
             {
@@ -164,11 +166,24 @@ public sealed class TaskRunner(
                         .SetProperty(t => t.LeaseOwner, (Guid?)null)
                         .SetProperty(t => t.LeaseExpiresAt, (DateTimeOffset?)null), CancellationToken.None);
                 logger.LogInformation("Task {TaskId} interrupted; back in the queue", task.Id);
+                await RecordSpendIfCancelledAsync(task.Id, e, toolCalls.Log); // the job was stopped because the client cancelled
                 throw;
             }
             return await FinishAsync(task, TaskStatus.Cancelled, task.Agent, null, "The client closed the request before the task finished.",
-                null, null, task.RoutingJson, ToolCallsJson(toolCalls.Log), clock.Elapsed);
+                null, null, task.RoutingJson, ToolCallsJson(toolCalls.Log), clock.Elapsed, e as RunCancelledException);
         }
+    }
+
+    /// <summary>A task the client cancelled records what the run's answered calls cost before the cancel.</summary>
+    private async Task RecordSpendIfCancelledAsync(Guid taskId, OperationCanceledException cancellation, ToolCallLog toolCalls)
+    {
+        if (cancellation is not RunCancelledException spent) return;
+        await db.Tasks.Where(t => t.Id == taskId && t.Status == TaskStatus.Cancelled && t.CostUsd == null)
+            .ExecuteUpdateAsync(s => s
+                .SetProperty(t => t.PromptTokens, (int)spent.InputTokens)
+                .SetProperty(t => t.CompletionTokens, (int)spent.OutputTokens)
+                .SetProperty(t => t.CostUsd, spent.CostUsd)
+                .SetProperty(t => t.ToolCallsJson, ToolCallsJson(toolCalls)), CancellationToken.None);
     }
 
     private async Task<ToolCaller> CallerOfAsync(Guid keyId)
@@ -184,16 +199,16 @@ public sealed class TaskRunner(
         log.Calls.Count == 0 ? null : System.Text.Json.JsonSerializer.Serialize(log.Calls, TaskRouting.Json);
 
     private async Task<AgentTask?> FinishAsync(AgentTask task, string status, string agent, string? result, string? error, string? model,
-        ExecutionResult? execution, string? routing, string? toolCalls, TimeSpan elapsed)
+        ExecutionResult? execution, string? routing, string? toolCalls, TimeSpan elapsed, RunCancelledException? spent = null)
     {
         task.Status = status;
         task.Agent = agent;
         task.Result = result;
         task.Error = error;
         task.Model = model;
-        task.PromptTokens = (int?)execution?.PromptTokens;
-        task.CompletionTokens = (int?)execution?.CompletionTokens;
-        task.CostUsd = execution?.CostUsd;
+        task.PromptTokens = (int?)(execution?.PromptTokens ?? spent?.InputTokens);
+        task.CompletionTokens = (int?)(execution?.CompletionTokens ?? spent?.OutputTokens);
+        task.CostUsd = execution?.CostUsd ?? spent?.CostUsd;
         task.DurationMs = (long)elapsed.TotalMilliseconds;
         task.Strategy = execution?.Strategy ?? task.Strategy;
         task.RoutingJson = routing;

@@ -176,6 +176,30 @@ public sealed class ExactlyOnceTests(PlatformFixture platform, ITestOutputHelper
     }
 
     [Fact]
+    public async Task A_cancelled_task_records_what_its_answered_calls_cost()
+    {
+        // A tool loop: the first call is answered (a tool call, 100 + 50 tokens), the second hangs until the cancel.
+        platform.Llm.Script("cancel-spent",
+            new LlmStep(ToolCalls: [new ToolCallStep("calculator", """{"expression":"6*7"}""")]),
+            new LlmStep(Delay: TimeSpan.FromSeconds(30)));
+        var client = platform.Client(await platform.CreateKeyAsync());
+        var taskId = (await (await client.ExecuteAsync(new { task = "cancel-spent run", agent_type = "math", async_execution = true }))
+            .JsonAsync())["task_id"]!.GetValue<string>();
+        await HttpExtensions.WaitUntilAsync(() => Task.FromResult(platform.Llm.CallsFor("cancel-spent").Count(c => !c.Completed) == 2),
+            what: "the second call");
+
+        using var cancel = await client.PostAsync($"/agent/tasks/{taskId}/cancel", null);
+        await HttpExtensions.WaitUntilAsync(async () => (await client.StatusAsync(taskId))["cost_usd"] is not null, seconds: 5,
+            what: "the spend to be recorded");
+        var status = await client.StatusAsync(taskId);
+
+        Assert.Equal("cancelled", status["status"]!.GetValue<string>());
+        Assert.Equal(100, status["usage"]!["prompt_tokens"]!.GetValue<int>());
+        Assert.Equal(50, status["usage"]!["completion_tokens"]!.GetValue<int>());
+        Assert.True(status["cost_usd"]!.GetValue<decimal>() > 0);
+    }
+
+    [Fact]
     public async Task A_killed_workers_task_is_taken_over_within_seconds_even_with_a_long_invisibility_timeout()
     {
         // Hangfire would hand the dead Worker's job out again only after Queue:InvisibilityTimeout (5 min here).
