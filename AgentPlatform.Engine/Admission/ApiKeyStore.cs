@@ -40,14 +40,6 @@ public sealed class ApiKeyStore(AgentDbContext db)
     public Task<ApiKey?> FindActiveByHashAsync(string keyHash, CancellationToken cancellationToken) =>
         db.ApiKeys.AsNoTracking().FirstOrDefaultAsync(k => k.KeyHash == keyHash && k.RevokedAt == null, cancellationToken);
 
-    /// <summary>
-    /// Whether work of this key must not run any more: true when the key is revoked or its row is gone
-    /// (fail closed), false for an active key and for the admin (key id <see cref="Guid.Empty"/>, no row).
-    /// One primary-key lookup, cheap enough to ask before each queued task runs.
-    /// </summary>
-    public async Task<bool> IsRevokedAsync(Guid keyId, CancellationToken cancellationToken) =>
-        keyId != Guid.Empty && !await db.ApiKeys.AnyAsync(k => k.Id == keyId && k.RevokedAt == null, cancellationToken);
-
     public Task<List<ApiKey>> ListAsync(CancellationToken cancellationToken) =>
         db.ApiKeys.AsNoTracking().OrderBy(k => k.CreatedAt).ToListAsync(cancellationToken);
 

@@ -1,3 +1,4 @@
+using System.Linq.Expressions;
 using System.Diagnostics;
 using AgentPlatform.Engine.Agents;
 using AgentPlatform.Engine.Data;
@@ -51,14 +52,10 @@ public sealed class TaskRunner(
             return task;
         }
 
-        // Queued, or running under a lease that expired (its run died). DateTimeOffset.UtcNow is Postgres's now() here:
-        // one clock for every instance.
         var owner = Guid.NewGuid();
         var (lease, maxAttempts) = (queue.Value.LeaseDuration, queue.Value.MaxAttempts);
         var startedAt = DateTimeOffset.UtcNow;
-        var claimed = await db.Tasks
-            .Where(t => t.Id == task.Id && t.Attempts < maxAttempts && (t.Status == TaskStatus.Queued
-                || (t.Status == TaskStatus.Running && (t.LeaseExpiresAt == null || t.LeaseExpiresAt < DateTimeOffset.UtcNow))))
+        var claimed = await db.Tasks.Where(t => t.Id == task.Id).Where(Claimable).Where(t => t.Attempts < maxAttempts)
             .ExecuteUpdateAsync(s => s
                 .SetProperty(t => t.Status, TaskStatus.Running)
                 .SetProperty(t => t.StartedAt, startedAt)
@@ -73,13 +70,13 @@ public sealed class TaskRunner(
         await events.PublishAsync(task.Id);
 
         await using var held = leases.Keep(task.Id, owner);
-        if (await db.ApiKeys.AsNoTracking().AnyAsync(k => k.Id == task.ApiKeyId && k.RevokedAt != null, CancellationToken.None))
+        if (await CallerOfAsync(task.ApiKeyId) is not { } caller)
         {
             return await FinishAsync(task, TaskStatus.Failed, task.Agent, null, "The API key that submitted this task was revoked; it was not run.",
                 null, null, task.RoutingJson, null, TimeSpan.Zero);
         }
         await agents.EnsureLoadedAsync();
-        return await ExecuteAsync(task, await CallerOfAsync(task.ApiKeyId), onCancel, held, cancellationToken);
+        return await ExecuteAsync(task, caller, onCancel, held, cancellationToken);
     }
 
     /// <summary>
@@ -93,12 +90,14 @@ public sealed class TaskRunner(
         return (await ExecuteAsync(task, caller, CancellationOutcome.Cancel, held, cancellationToken))!;
     }
 
+    /// <summary>Queued, or running under a lease that lapsed (its run died). DateTimeOffset.UtcNow is Postgres's now() here.</summary>
+    private static readonly Expression<Func<AgentTask, bool>> Claimable = t => t.Status == TaskStatus.Queued
+        || (t.Status == TaskStatus.Running && (t.LeaseExpiresAt == null || t.LeaseExpiresAt < DateTimeOffset.UtcNow));
+
     /// <summary>The claim failed: the task is final, held by a live run, or out of attempts (then it fails, once).</summary>
     private async Task<AgentTask?> GiveUpOrBackOffAsync(Guid taskId, int maxAttempts)
     {
-        var failed = await db.Tasks
-            .Where(t => t.Id == taskId && t.Attempts >= maxAttempts && (t.Status == TaskStatus.Queued
-                || (t.Status == TaskStatus.Running && (t.LeaseExpiresAt == null || t.LeaseExpiresAt < DateTimeOffset.UtcNow))))
+        var failed = await db.Tasks.Where(t => t.Id == taskId).Where(Claimable).Where(t => t.Attempts >= maxAttempts)
             .ExecuteUpdateAsync(s => s
                 .SetProperty(t => t.Status, TaskStatus.Failed)
                 .SetProperty(t => t.Error, QueueMaintenanceJob.GaveUp(maxAttempts))
@@ -186,12 +185,14 @@ public sealed class TaskRunner(
                 .SetProperty(t => t.ToolCallsJson, ToolCallsJson(toolCalls)), CancellationToken.None);
     }
 
-    private async Task<ToolCaller> CallerOfAsync(Guid keyId)
+    /// <summary>Who the task runs for, in one lookup; null when its key was revoked since the task was queued.</summary>
+    private async Task<ToolCaller?> CallerOfAsync(Guid keyId)
     {
         if (keyId == Guid.Empty) return new ToolCaller(keyId, null, IsAdmin: true);
-        var key = await db.ApiKeys.AsNoTracking().Where(k => k.Id == keyId && k.RevokedAt == null)
-            .Select(k => new { k.AllowedTools }).FirstOrDefaultAsync();
-        // Fail closed: a key that is gone (deleted, or revoked since the task was queued) gets no tools, never every tool.
+        var key = await db.ApiKeys.AsNoTracking().Where(k => k.Id == keyId)
+            .Select(k => new { k.RevokedAt, k.AllowedTools }).FirstOrDefaultAsync();
+        if (key?.RevokedAt is not null) return null;
+        // Fail closed: a key whose row is gone gets no tools, never every tool.
         return new ToolCaller(keyId, key is null ? [] : key.AllowedTools, IsAdmin: false);
     }
 

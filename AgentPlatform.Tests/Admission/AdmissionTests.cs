@@ -73,24 +73,6 @@ public sealed class AdmissionTests(PlatformFixture platform)
     }
 
     [Fact]
-    public async Task Whether_a_key_is_revoked_is_one_cheap_question_for_the_worker()
-    {
-        var admin = platform.Client(PlatformFixture.AdminKey);
-        var created = await (await admin.PostAsJsonAsync("/admin/keys", new { name = "asked", tier = "pro" })).JsonAsync();
-        var id = Guid.Parse(created["id"]!.GetValue<string>());
-        using var scope = platform.Api.Services.CreateScope();
-        var keys = scope.ServiceProvider.GetRequiredService<ApiKeyStore>();
-
-        var before = await keys.IsRevokedAsync(id, CancellationToken.None);
-        await admin.DeleteAsync($"/admin/keys/{id}");
-
-        Assert.False(before);
-        Assert.True(await keys.IsRevokedAsync(id, CancellationToken.None));
-        Assert.True(await keys.IsRevokedAsync(Guid.NewGuid(), CancellationToken.None)); // no row: fail closed
-        Assert.False(await keys.IsRevokedAsync(Guid.Empty, CancellationToken.None)); // the admin's tasks
-    }
-
-    [Fact]
     public async Task An_address_that_keeps_sending_bad_keys_gets_429_without_a_lookup_while_known_keys_keep_working()
     {
         var api = platform.StartExtraApi(overrides: new Dictionary<string, string>(KeyCacheOn) { ["Auth__FailedAttemptsPerMinute"] = "5" });

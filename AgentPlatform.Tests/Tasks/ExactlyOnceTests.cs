@@ -1,3 +1,4 @@
+using System.Net.Http.Json;
 using System.Diagnostics;
 using System.Net;
 using AgentPlatform.Engine.Data;
@@ -96,6 +97,23 @@ public sealed class ExactlyOnceTests(PlatformFixture platform, ITestOutputHelper
         Assert.Equal("failed", final["status"]!.GetValue<string>());
         Assert.Contains("Gave up after 3 attempts", final["error"]!.GetValue<string>());
         Assert.Empty(platform.Llm.CallsFor("no-attempts-left"));
+    }
+
+    [Fact]
+    public async Task A_queued_task_of_a_key_revoked_since_fails_without_running()
+    {
+        platform.Llm.Script("revoked-queued", new LlmStep(Content: "must not run"));
+        var admin = platform.Client(PlatformFixture.AdminKey);
+        var created = await (await admin.PostAsJsonAsync("/admin/keys", new { name = "revoked-later", tier = "pro" })).JsonAsync();
+        var keyId = Guid.Parse(created["id"]!.GetValue<string>());
+        var taskId = await StoreQueuedTaskAsync("revoked-queued task", t => t.ApiKeyId = keyId);
+        await admin.DeleteAsync($"/admin/keys/{keyId}");
+
+        var task = await RunInProcessAsync(taskId);
+
+        Assert.Equal(TaskStatus.Failed, task!.Status);
+        Assert.Contains("revoked", task.Error);
+        Assert.Empty(platform.Llm.CallsFor("revoked-queued"));
     }
 
     [Fact]
