@@ -95,7 +95,8 @@ public sealed class RoutingEmbeddings
             MinimumThroughput = 4,
             SamplingDuration = TimeSpan.FromSeconds(30),
             BreakDuration = router.EmbeddingBreakDuration,
-            ShouldHandle = new PredicateBuilder().Handle<Exception>(e => e is not OperationCanceledException || e is Polly.Timeout.TimeoutRejectedException),
+            // A failure or a time-out counts; the caller's own cancellation does not.
+            ShouldHandle = new PredicateBuilder().Handle<Exception>(e => e is not OperationCanceledException),
         })
         .AddTimeout(router.EmbeddingTimeout);
 }

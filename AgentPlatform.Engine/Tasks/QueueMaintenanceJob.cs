@@ -44,42 +44,45 @@ public sealed class QueueMaintenanceJob(AgentDbContext db, NpgsqlDataSource data
         }
         var due = lapsed.Observe(expired, DateTimeOffset.UtcNow, options.Value.LeaseDuration / 2);
 
-        await using (var sweep = dataSource.CreateCommand(
-            """
-            UPDATE agent_tasks SET
-                "Status" = CASE WHEN NOT "IsAsync" OR "Attempts" >= $1 THEN 'failed' ELSE 'queued' END,
-                "Error" = CASE WHEN NOT "IsAsync" THEN $2 WHEN "Attempts" >= $1 THEN $3 ELSE "Error" END,
-                "CompletedAt" = CASE WHEN NOT "IsAsync" OR "Attempts" >= $1 THEN now() END,
-                "LeaseOwner" = NULL, "LeaseExpiresAt" = NULL
-            WHERE "Id" = ANY($4) AND "Status" = 'running' AND ("LeaseExpiresAt" IS NULL OR "LeaseExpiresAt" < now())
-            RETURNING "Id", "Status"
-            """))
+        if (due.Count > 0)
         {
-            sweep.Parameters.Add(new NpgsqlParameter { Value = maxAttempts });
-            sweep.Parameters.Add(new NpgsqlParameter { Value = AbandonedSync });
-            sweep.Parameters.Add(new NpgsqlParameter { Value = GaveUp(maxAttempts) });
-            sweep.Parameters.Add(new NpgsqlParameter { Value = due.ToArray() });
-            List<(Guid Id, string Status)> handedOn = [];
-            await using (var reader = await sweep.ExecuteReaderAsync(cancellationToken))
+            await using (var sweep = dataSource.CreateCommand(
+                """
+                UPDATE agent_tasks SET
+                    "Status" = CASE WHEN NOT "IsAsync" OR "Attempts" >= $1 THEN 'failed' ELSE 'queued' END,
+                    "Error" = CASE WHEN NOT "IsAsync" THEN $2 WHEN "Attempts" >= $1 THEN $3 ELSE "Error" END,
+                    "CompletedAt" = CASE WHEN NOT "IsAsync" OR "Attempts" >= $1 THEN now() END,
+                    "LeaseOwner" = NULL, "LeaseExpiresAt" = NULL
+                WHERE "Id" = ANY($4) AND "Status" = 'running' AND ("LeaseExpiresAt" IS NULL OR "LeaseExpiresAt" < now())
+                RETURNING "Id"
+                """))
             {
-                while (await reader.ReadAsync(cancellationToken)) handedOn.Add((reader.GetGuid(0), reader.GetString(1)));
-            }
-            foreach (var (id, status) in handedOn)
-            {
-                var task = await db.Tasks.AsNoTracking().FirstAsync(t => t.Id == id, cancellationToken);
-                if (status == TaskStatus.Queued)
+                sweep.Parameters.Add(new NpgsqlParameter { Value = maxAttempts });
+                sweep.Parameters.Add(new NpgsqlParameter { Value = AbandonedSync });
+                sweep.Parameters.Add(new NpgsqlParameter { Value = GaveUp(maxAttempts) });
+                sweep.Parameters.Add(new NpgsqlParameter { Value = due.ToArray() });
+                List<Guid> handedOn = [];
+                await using (var reader = await sweep.ExecuteReaderAsync(cancellationToken))
                 {
-                    await queue.EnqueueAsync(task, cancellationToken);
-                    logger.LogWarning("Task {TaskId}'s run stopped renewing its lease; enqueued it again (attempt {Attempt} of {Max})",
-                        id, task.Attempts + 1, maxAttempts);
+                    while (await reader.ReadAsync(cancellationToken)) handedOn.Add(reader.GetGuid(0));
                 }
-                else
+                foreach (var task in await db.Tasks.AsNoTracking().Where(t => handedOn.Contains(t.Id)).ToListAsync(cancellationToken))
                 {
-                    logger.LogWarning("Task {TaskId}'s run stopped renewing its lease; failed: {Error}", id, task.Error);
-                    PlatformTelemetry.RecordTask(task.Agent, TaskStatus.Failed, TimeSpan.Zero);
-                    if (task is { IsAsync: true, WebhookUrl: not null }) queue.EnqueueWebhook(task);
+                    var id = task.Id;
+                    if (task.Status == TaskStatus.Queued)
+                    {
+                        await queue.EnqueueAsync(task, cancellationToken);
+                        logger.LogWarning("Task {TaskId}'s run stopped renewing its lease; enqueued it again (attempt {Attempt} of {Max})",
+                            id, task.Attempts + 1, maxAttempts);
+                    }
+                    else
+                    {
+                        logger.LogWarning("Task {TaskId}'s run stopped renewing its lease; failed: {Error}", id, task.Error);
+                        PlatformTelemetry.RecordTask(task.Agent, TaskStatus.Failed, TimeSpan.Zero);
+                        if (task is { IsAsync: true, WebhookUrl: not null }) queue.EnqueueWebhook(task);
+                    }
+                    await events.PublishAsync(id);
                 }
-                await events.PublishAsync(id);
             }
         }
 
