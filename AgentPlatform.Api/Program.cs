@@ -15,6 +15,7 @@ app.MapOperationsApi();
 app.MapAdminApi();
 app.MapAgentsApi();
 app.MapAgentTaskApi();
+app.MapConversationsApi();
 app.MapToolsApi();
 
 app.Run();

@@ -1,5 +1,6 @@
 using AgentPlatform.Engine.Admission;
 using AgentPlatform.Engine.Agents;
+using AgentPlatform.Engine.Conversations;
 using AgentPlatform.Engine.Data;
 using AgentPlatform.Engine.Llm;
 using AgentPlatform.Engine.Execution;
@@ -59,6 +60,10 @@ public static class EngineExtensions
         services.AddOptions<RouterOptions>().Bind(configuration.GetSection(RouterOptions.SectionName))
             .ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<QueueOptions>().Bind(configuration.GetSection(QueueOptions.SectionName)).ValidateOnStart();
+        services.AddOptions<ConversationOptions>().Bind(configuration.GetSection(ConversationOptions.SectionName))
+            .ValidateDataAnnotations()
+            .Validate(o => o.HotTtl >= TimeSpan.FromMinutes(1), $"{ConversationOptions.SectionName}:HotTtl must be at least a minute.")
+            .ValidateOnStart();
         services.AddOptions<LlmOptions>()
             .Bind(configuration.GetSection(LlmOptions.SectionName))
             .PostConfigure(o =>
@@ -203,6 +208,8 @@ public static class EngineExtensions
         services.AddSingleton<RequestRateLimiter>();
         services.AddScoped<ApiKeyStore>();
         services.AddScoped<TaskRunner>();
+        services.AddScoped<ConversationStore>();
+        services.AddScoped<ConversationService>();
         services.AddScoped<TaskQueue>();
         services.AddScoped<AgentTaskJob>();
         services.AddScoped<QueueMaintenanceJob>();

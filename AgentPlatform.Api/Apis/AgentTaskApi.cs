@@ -72,42 +72,61 @@ public static class AgentTaskApi
         ClaimsPrincipal user,
         HttpContext http)
     {
-        var caller = user.GetCaller();
+        var submission = await SubmitAsync(request, idempotencyKey, services, webhooks, user.GetCaller(), http);
+        if (submission.Outcome is { } outcome) return outcome;
+        var task = submission.Task!;
+        if (task.IsAsync) return Accepted(task);
+        return SyncOutcome(await services.Runner.RunClaimedAsync(task, user.GetCaller().ToToolCaller(), http.RequestAborted), http);
+    }
+
+    /// <summary>A stored task ready to run (sync: claimed by this request; async: queued), or the answer instead of one.</summary>
+    public sealed record Submission(AgentTask? Task,
+        Results<Ok<ExecuteResponse>, Accepted<AcceptedResponse>, ProblemHttpResult, ValidationProblem>? Outcome);
+
+    /// <summary>
+    /// Everything a task goes through before it runs — agent checks, idempotency, routing, the stored task, the queue — shared
+    /// by /agent/execute, the chat endpoints and the OpenAI-compatible API, so none of them skips a step.
+    /// </summary>
+    public static async Task<Submission> SubmitAsync(ExecuteRequest request, string? idempotencyKey, TaskServices services,
+        WebhookTargets webhooks, Caller caller, HttpContext http)
+    {
         if (idempotencyKey is { Length: > 200 } || idempotencyKey is { Length: 0 })
-            return TypedResults.ValidationProblem(new Dictionary<string, string[]>
+            return Refuse(TypedResults.ValidationProblem(new Dictionary<string, string[]>
             {
                 ["Idempotency-Key"] = ["The Idempotency-Key header must be 1 to 200 characters."],
-            });
+            }));
         if (request.WebhookUrl is not null && WebhookRefusal(request.WebhookUrl, caller, webhooks) is { } refusal)
-            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["webhook_url"] = [refusal] });
+            return Refuse(TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["webhook_url"] = [refusal] }));
+        if (Engine.Conversations.ConversationRules.SessionIdError(request.SessionId) is { } sessionError)
+            return Refuse(TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["session_id"] = [sessionError] }));
 
         var auto = string.IsNullOrWhiteSpace(request.AgentType) || string.Equals(request.AgentType, AgentRegistry.Auto, StringComparison.OrdinalIgnoreCase);
         var named = (auto ? [] : new[] { request.AgentType! }).Concat(request.Agents ?? []).ToList();
         var unknown = named.Where(n => services.Agents.Find(n) is null).ToList();
         if (unknown.Count > 0)
-            return TypedResults.ValidationProblem(new Dictionary<string, string[]>
+            return Refuse(TypedResults.ValidationProblem(new Dictionary<string, string[]>
             {
                 [request.Agents?.Intersect(unknown).Any() == true ? "agents" : "agent_type"] =
                     [$"Unknown agent '{unknown[0]}'. Known agents: {string.Join(", ", services.Agents.Current.All.Select(a => a.Name))}, or 'auto'."],
-            });
+            }));
         var refused = named.FirstOrDefault(n => !caller.MayUseAgent(n));
         if (refused is not null)
-            return TypedResults.Problem(statusCode: 403, title: "Agent not allowed",
-                detail: $"This API key may not use the agent '{services.Agents.Find(refused)!.Name}'.");
+            return Refuse(TypedResults.Problem(statusCode: 403, title: "Agent not allowed",
+                detail: $"This API key may not use the agent '{services.Agents.Find(refused)!.Name}'."));
 
         var hash = RequestHash.Of(request);
         if (idempotencyKey is not null && await FindByIdempotencyKeyAsync(services.Db, caller.KeyId, idempotencyKey) is { } existing)
-            return Replay(existing, hash, http);
+            return Refuse(Replay(existing, hash, http));
 
         var decision = await services.Router.RouteAsync(request.Task, request.AgentType, request.Strategy, request.Agents,
             caller.MayUseAgent, http.RequestAborted, caller.KeyId);
         // "auto" with allowed_agents: [] (or a list none of whose agents exists any more) leaves the router nobody to choose.
         var notAllowed = decision.Agents.Prepend(decision.Agent).FirstOrDefault(a => !caller.MayUseAgent(a));
         if (notAllowed is not null)
-            return TypedResults.Problem(statusCode: 403, title: "Agent not allowed",
+            return Refuse(TypedResults.Problem(statusCode: 403, title: "Agent not allowed",
                 detail: caller.AllowedAgents is { Length: 0 }
                     ? "This API key may use no agent: its allowed_agents list is empty."
-                    : $"This API key may not use the agent '{notAllowed}', and no agent it may use can take this task.");
+                    : $"This API key may not use the agent '{notAllowed}', and no agent it may use can take this task."));
         var task = new AgentTask
         {
             Id = Guid.CreateVersion7(),
@@ -141,7 +160,7 @@ public static class AgentTaskApi
         {
             // Two retries with one Idempotency-Key raced; the first one's task is the task.
             services.Db.ChangeTracker.Clear();
-            return Replay((await FindByIdempotencyKeyAsync(services.Db, caller.KeyId, idempotencyKey!))!, hash, http);
+            return Refuse(Replay((await FindByIdempotencyKeyAsync(services.Db, caller.KeyId, idempotencyKey!))!, hash, http));
         }
 
         if (request.AsyncExecution)
@@ -157,12 +176,15 @@ public static class AgentTaskApi
                 services.Logger.LogWarning("Task {TaskId} stored but not enqueued ({Message}); the maintenance sweep will enqueue it",
                     task.Id, e.Message);
             }
-            return Accepted(task);
+            return new Submission(task, null);
         }
 
         services.Db.Entry(task).State = EntityState.Detached;
-        return SyncOutcome(await services.Runner.RunClaimedAsync(task, caller.ToToolCaller(), http.RequestAborted), http);
+        return new Submission(task, null);
     }
+
+    private static Submission Refuse(Results<Ok<ExecuteResponse>, Accepted<AcceptedResponse>, ProblemHttpResult, ValidationProblem> outcome) =>
+        new(null, outcome);
 
     // Literal private addresses and localhost are refused here; names are checked on every delivery, after DNS.
     private static string? WebhookRefusal(string url, Caller caller, WebhookTargets webhooks) =>
@@ -196,7 +218,7 @@ public static class AgentTaskApi
             TaskRouting.FromJson(task.RoutingJson)?.Decision));
     }
 
-    private static Results<Ok<ExecuteResponse>, Accepted<AcceptedResponse>, ProblemHttpResult, ValidationProblem> SyncOutcome(AgentTask task,
+    public static Results<Ok<ExecuteResponse>, Accepted<AcceptedResponse>, ProblemHttpResult, ValidationProblem> SyncOutcome(AgentTask task,
         HttpContext http)
     {
         var view = TaskView.From(task);

@@ -26,7 +26,7 @@ public sealed class ExecuteRequest : IPromptRequest, IValidatableObject
 
     public TaskPriority Priority { get; init; } = TaskPriority.Default;
 
-    [MaxLength(200), Display(Name = "session_id")]
+    [MaxLength(100), Display(Name = "session_id")]
     public string? SessionId { get; init; }
 
     [MaxLength(2000), Display(Name = "webhook_url")]

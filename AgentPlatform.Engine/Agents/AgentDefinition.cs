@@ -35,6 +35,13 @@ public sealed class AgentDefinition
     [Range(1, 1_000_000)]
     public int? MaxOutputTokens { get; set; }
 
+    /// <summary>
+    /// The context window (tokens) a conversation's history is fitted to, when not the model's published one (or for a
+    /// model the platform does not know; Conversations:DefaultContextWindow otherwise).
+    /// </summary>
+    [Range(256, 10_000_000)]
+    public int? ContextWindowTokens { get; set; }
+
     /// <summary>Time limit for one run of this agent (all fallbacks and tool calls included).</summary>
     [Range(1, 3600)]
     public int TimeoutSeconds { get; set; } = 120;

@@ -10,6 +10,8 @@ public sealed class AgentDbContext(DbContextOptions<AgentDbContext> options) : D
     public DbSet<AgentTask> Tasks => Set<AgentTask>();
     public DbSet<TaskFeedback> Feedback => Set<TaskFeedback>();
     public DbSet<Agents.StoredAgent> Agents => Set<Agents.StoredAgent>();
+    public DbSet<Conversations.Conversation> Conversations => Set<Conversations.Conversation>();
+    public DbSet<Conversations.ConversationMessage> ConversationMessages => Set<Conversations.ConversationMessage>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder) =>
         modelBuilder.ApplyConfigurationsFromAssembly(typeof(AgentDbContext).Assembly);

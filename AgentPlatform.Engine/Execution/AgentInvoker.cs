@@ -15,7 +15,7 @@ namespace AgentPlatform.Engine.Execution;
 /// </summary>
 public sealed class AgentInvoker(AgentClients clients, AgentStats stats, IToolCatalog tools, ILogger<AgentInvoker> logger)
 {
-    public async Task<AgentRun> RunAsync(AgentDefinition agent, IList<ChatMessage> messages, ToolCaller caller, CancellationToken cancellationToken)
+    public async Task<AgentRun> RunAsync(AgentDefinition agent, RunInput input, ToolCaller caller, CancellationToken cancellationToken)
     {
         using var activity = PlatformTelemetry.ActivitySource.StartActivity("agent.run");
         activity?.SetTag("agent.name", agent.Name);
@@ -28,19 +28,26 @@ public sealed class AgentInvoker(AgentClients clients, AgentStats stats, IToolCa
             MaxOutputTokens = agent.MaxOutputTokens,
             Tools = agent.Tools.Length > 0 ? tools.ToolsFor(caller, agent) : null,
         };
+        input.ConfigureOptions?.Invoke(options);
         if (options.Tools is { Count: 0 }) options.Tools = null;
+        var messages = input.MessagesFor(agent.SystemPrompt);
 
         var clock = Stopwatch.StartNew();
         try
         {
-            var response = await clients.For(agent).GetResponseAsync(messages, options, timeout.Token);
+            var response = input.OnUpdate is { } onUpdate
+                ? await StreamAsync(clients.For(agent), messages, options, onUpdate, timeout.Token)
+                : await clients.For(agent).GetResponseAsync(messages, options, timeout.Token);
             var answered = attempts.LastSuccess;
             var model = answered?.Model ?? response.ModelId ?? "";
             await stats.RecordOutcomeAsync(agent.Name, true, clock.Elapsed);
             activity?.SetTag("gen_ai.response.model", model);
             // Tokens and cost of every call of the run (tool loops make several), as metering priced them.
             return new AgentRun(agent.Name, "ok", answered?.Provider, model, response.Text, response.FinishReason?.Value,
-                attempts.InputTokens, attempts.OutputTokens, attempts.CostUsd, clock.ElapsedMilliseconds, null, attempts.Attempts);
+                attempts.InputTokens, attempts.OutputTokens, attempts.CostUsd, clock.ElapsedMilliseconds, null, attempts.Attempts)
+            {
+                Response = response,
+            };
         }
         catch (AgentUnavailableException e)
         {
@@ -61,6 +68,19 @@ public sealed class AgentInvoker(AgentClients clients, AgentStats stats, IToolCa
         {
             return await FailedAsync(agent, "failed", ProviderFailures.Describe(e), e, clock, attempts, activity);
         }
+    }
+
+    /// <summary>Hands each update on as it arrives and returns the whole response, as the non-streaming call would.</summary>
+    private static async Task<ChatResponse> StreamAsync(IChatClient client, List<ChatMessage> messages, ChatOptions options,
+        Func<ChatResponseUpdate, CancellationToken, ValueTask> onUpdate, CancellationToken cancellationToken)
+    {
+        var updates = new List<ChatResponseUpdate>();
+        await foreach (var update in client.GetStreamingResponseAsync(messages, options, cancellationToken))
+        {
+            updates.Add(update);
+            await onUpdate(update, cancellationToken);
+        }
+        return updates.ToChatResponse();
     }
 
     /// <param name="error">The sanitized reason the client sees (<see cref="ProviderFailures.Describe"/>).</param>

@@ -1,5 +1,6 @@
 using System.Text.Json.Serialization;
 using AgentPlatform.Engine.Llm;
+using Microsoft.Extensions.AI;
 
 namespace AgentPlatform.Engine.Execution;
 
@@ -11,6 +12,10 @@ public sealed record AgentRun(
 {
     [JsonIgnore]
     public bool Succeeded => Outcome == "ok";
+
+    /// <summary>The model's whole answer (messages, tool calls it asks the client for); not stored.</summary>
+    [JsonIgnore]
+    public ChatResponse? Response { get; init; }
 
     /// <summary>Acceptable for a parallel run: it answered, with text, and stopped on its own (not cut off).</summary>
     [JsonIgnore]

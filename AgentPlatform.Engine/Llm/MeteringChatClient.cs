@@ -14,15 +14,39 @@ public sealed class MeteringChatClient(IChatClient inner, LlmOptions options, st
         IEnumerable<ChatMessage> messages, ChatOptions? chatOptions = null, CancellationToken cancellationToken = default)
     {
         var response = await base.GetResponseAsync(messages, chatOptions, cancellationToken);
-        var input = response.Usage?.InputTokenCount ?? 0;
-        var output = response.Usage?.OutputTokenCount ?? 0;
+        Record(response.Usage);
+        return response;
+    }
+
+    /// <summary>A stream is priced from the usage its last updates carry (OpenAI sends it when the stream ends).</summary>
+    public override async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(
+        IEnumerable<ChatMessage> messages, ChatOptions? chatOptions = null,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        var usage = new UsageDetails();
+        var reported = false;
+        await foreach (var update in base.GetStreamingResponseAsync(messages, chatOptions, cancellationToken))
+        {
+            foreach (var content in update.Contents.OfType<UsageContent>())
+            {
+                usage.Add(content.Details);
+                reported = true;
+            }
+            yield return update;
+        }
+        if (reported) Record(usage);
+    }
+
+    private void Record(UsageDetails? usage)
+    {
+        var input = usage?.InputTokenCount ?? 0;
+        var output = usage?.OutputTokenCount ?? 0;
         var cost = options.CostOf(model, input, output, inputPer1K, outputPer1K);
 
         PlatformTelemetry.LlmTokens.Add(input, new("model", model), new("token_type", "prompt"));
         PlatformTelemetry.LlmTokens.Add(output, new("model", model), new("token_type", "completion"));
         PlatformTelemetry.CostUsd.Add((double)cost, new KeyValuePair<string, object?>("model", model));
         ModelAttemptLog.Current?.AddUsage(input, output, cost);
-        return response;
     }
 }
 

@@ -1,6 +1,7 @@
 using System.Linq.Expressions;
 using System.Diagnostics;
 using AgentPlatform.Engine.Agents;
+using AgentPlatform.Engine.Conversations;
 using AgentPlatform.Engine.Data;
 using AgentPlatform.Engine.Execution;
 using AgentPlatform.Engine.Infrastructure;
@@ -33,7 +34,8 @@ public enum CancellationOutcome
 /// </summary>
 public sealed class TaskRunner(
     AgentDbContext db, AgentRegistry agents, AgentRouter router, TaskExecutor executor, TaskEvents events, TaskLeases leases,
-    NpgsqlDataSource dataSource, IOptions<QueueOptions> queue, ILogger<TaskRunner> logger)
+    ConversationService conversations, ConversationStore history, NpgsqlDataSource dataSource, IOptions<QueueOptions> queue,
+    ILogger<TaskRunner> logger)
 {
     /// <summary>Runs a stored task (the Worker's path): loads it, claims it, executes it.</summary>
     public async Task<AgentTask?> RunAsync(Guid taskId, CancellationOutcome onCancel, CancellationToken cancellationToken)
@@ -83,11 +85,12 @@ public sealed class TaskRunner(
     /// Runs a task its caller has just stored as running under <paramref name="owner"/>'s lease (the Api's sync path),
     /// saving the load and claim round trips; nobody long-polls a sync task, so no change signals are sent either.
     /// </summary>
-    public async Task<AgentTask> RunClaimedAsync(AgentTask task, ToolCaller caller, CancellationToken cancellationToken)
+    /// <param name="input">What the run is asked when it is more than the stored task (a stream, the client's own messages).</param>
+    public async Task<AgentTask> RunClaimedAsync(AgentTask task, ToolCaller caller, CancellationToken cancellationToken, RunInput? input = null)
     {
         using var scope = logger.BeginScope(new Dictionary<string, object> { ["TaskId"] = task.Id, ["ApiKeyId"] = task.ApiKeyId });
         await using var held = leases.Keep(task.Id, task.LeaseOwner ?? throw new InvalidOperationException("A claimed task has a lease owner."));
-        return (await ExecuteAsync(task, caller, CancellationOutcome.Cancel, held, cancellationToken))!;
+        return (await ExecuteAsync(task, caller, CancellationOutcome.Cancel, held, cancellationToken, input))!;
     }
 
     /// <summary>Queued, or running under a lease that lapsed (its run died). DateTimeOffset.UtcNow is Postgres's now() here.</summary>
@@ -119,7 +122,7 @@ public sealed class TaskRunner(
     }
 
     private async Task<AgentTask?> ExecuteAsync(AgentTask task, ToolCaller caller, CancellationOutcome onCancel, TaskLease held,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, RunInput? input = null)
     {
         using var activity = StartActivity(task);
         using var run = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, held.Lost);
@@ -130,13 +133,16 @@ public sealed class TaskRunner(
         {
             var decision = TaskRouting.FromJson(task.RoutingJson)?.Decision
                 ?? await router.RouteAsync(task.Input, task.Agent, null, null, _ => true, run.Token);
-            var result = await executor.ExecuteAsync(decision, task.Input, task.ContextJson, caller, run.Token);
+            input ??= new RunInput(task.Input) { ContextJson = task.ContextJson };
+            var turn = task.SessionId is null ? null : await conversations.PrepareAsync(task, decision, input, run.Token);
+            var result = await executor.ExecuteAsync(decision, turn?.Input ?? input, caller, run.Token);
             var winner = result.Winner;
             var routing = new TaskRouting(decision, result.Runs).ToJson();
             var calls = ToolCallsJson(toolCalls.Log);
             if (winner is not null)
             {
-                return await FinishAsync(task, TaskStatus.Completed, winner.Agent, winner.Text, null, winner.Model, result, routing, calls, clock.Elapsed);
+                return await FinishAsync(task, TaskStatus.Completed, winner.Agent, winner.Text, null, winner.Model, result, routing, calls, clock.Elapsed,
+                    turn: turn);
             }
             var error = result.Runs.Count == 0
                 ? $"Agent '{decision.Agent}' no longer exists."
@@ -200,7 +206,8 @@ public sealed class TaskRunner(
         log.Calls.Count == 0 ? null : System.Text.Json.JsonSerializer.Serialize(log.Calls, TaskRouting.Json);
 
     private async Task<AgentTask?> FinishAsync(AgentTask task, string status, string agent, string? result, string? error, string? model,
-        ExecutionResult? execution, string? routing, string? toolCalls, TimeSpan elapsed, RunCancelledException? spent = null)
+        ExecutionResult? execution, string? routing, string? toolCalls, TimeSpan elapsed, RunCancelledException? spent = null,
+        ConversationTurn? turn = null)
     {
         task.Status = status;
         task.Agent = agent;
@@ -221,10 +228,14 @@ public sealed class TaskRunner(
         var deadline = DateTimeOffset.UtcNow + queue.Value.RecordResultTimeout;
         var delay = TimeSpan.FromMilliseconds(250);
         int updated;
+        AppendedTurn? appended = null;
         while (true)
         {
             try
             {
+                // A completed chat turn is stored with the task's result, in one transaction: both or neither.
+                appended = null;
+                await using var transaction = turn is null ? null : await db.Database.BeginTransactionAsync(CancellationToken.None);
                 // Still this run's: running under its lease, or handed back to the queue by the sweep (its lease lapsed
                 // during an outage) but not claimed by another run since (that would have counted an attempt).
                 updated = await db.Tasks.Where(t => t.Id == task.Id
@@ -246,6 +257,15 @@ public sealed class TaskRunner(
                         .SetProperty(t => t.LeaseOwner, task.LeaseOwner)
                         .SetProperty(t => t.LeaseExpiresAt, (DateTimeOffset?)null)
                         .SetProperty(t => t.CompletedAt, task.CompletedAt), CancellationToken.None);
+                if (transaction is not null)
+                {
+                    if (updated > 0)
+                    {
+                        appended = await history.AppendTurnAsync(turn!.KeyId, turn.SessionId, turn.UserMessage,
+                            new StoredMessage(task.Id, 0, "assistant", result ?? "", agent, model, task.Id, task.CompletedAt.Value));
+                    }
+                    await transaction.CommitAsync(CancellationToken.None);
+                }
                 break;
             }
             catch (Exception e) when (e is NpgsqlException or InvalidOperationException { InnerException: NpgsqlException }
@@ -258,6 +278,7 @@ public sealed class TaskRunner(
             }
         }
         if (updated == 0) return await ReloadAsync(task.Id); // cancelled or taken over meanwhile
+        if (appended is not null) await history.PublishAsync(appended);
 
         PlatformTelemetry.RecordTask(agent, status, elapsed);
         logger.LogInformation("Task {TaskId} {Status} by {Agent} ({Strategy}) in {DurationMs} ms ({PromptTokens}+{CompletionTokens} tokens, ${CostUsd})",

@@ -27,6 +27,13 @@ public static class PlatformTelemetry
     public static readonly Counter<double> CostUsd =
         Meter.CreateCounter<double>("agent_cost_usd", description: "LLM cost in US dollars");
 
+    /// <summary>Sessions with a message within the hot-history TTL, as last counted (<see cref="Conversations.ActiveConversations"/>).</summary>
+    public static long ActiveConversations;
+
+    public static readonly ObservableGauge<long> ActiveConversationsGauge =
+        Meter.CreateObservableGauge("agent_active_conversations", () => Interlocked.Read(ref ActiveConversations),
+            description: "Conversations with a message within the hot-history TTL (all Api replicas report the same count)");
+
     public static void RecordTask(string agent, string status, TimeSpan duration)
     {
         var tags = new TagList { { "agent", agent }, { "status", status } };

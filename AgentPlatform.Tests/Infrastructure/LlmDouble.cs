@@ -12,9 +12,9 @@ namespace AgentPlatform.Tests.Infrastructure;
 /// <summary>
 /// One scripted answer: an HTTP status (200 = a normal completion), a delay, the text, or tool calls
 /// the model asks for (the client is expected to answer them in its next request).
-/// </summary>
+/// When the client streams, the content goes out in word-sized chunks, <see cref="ChunkDelay"/> apart.</summary>
 public sealed record LlmStep(int Status = 200, TimeSpan Delay = default, string? Content = null, int PromptTokens = 100,
-    int CompletionTokens = 50, ToolCallStep[]? ToolCalls = null);
+    int CompletionTokens = 50, ToolCallStep[]? ToolCalls = null, TimeSpan ChunkDelay = default);
 
 /// <summary>A tool call the scripted model makes: the tool's name and its arguments as JSON.</summary>
 public sealed record ToolCallStep(string Name, string ArgumentsJson);
@@ -24,7 +24,7 @@ public sealed record WebhookDelivery(string Name, JsonObject Body, byte[] RawBod
 
 /// <summary>A call the double received (Completed marks the answer it sent back).</summary>
 public sealed record LlmCall(string Marker, string Model, string? TraceParent, string UserMessage, DateTimeOffset At, bool Completed,
-    JsonArray? Messages = null, JsonArray? Tools = null, string? Authorization = null);
+    JsonArray? Messages = null, JsonArray? Tools = null, string? Authorization = null, JsonObject? Body = null);
 
 /// <summary>
 /// The only test double: an OpenAI-protocol server (POST /v1/chat/completions) on a real port. A test
@@ -134,7 +134,7 @@ public sealed class LlmDouble : IAsyncDisposable
 
         var call = new LlmCall(marker, model, http.Request.Headers["traceparent"].FirstOrDefault(), userText, DateTimeOffset.UtcNow, false,
             body["messages"]!.AsArray().DeepClone().AsArray(), body["tools"]?.AsArray().DeepClone().AsArray(),
-            http.Request.Headers.Authorization.FirstOrDefault());
+            http.Request.Headers.Authorization.FirstOrDefault(), body.DeepClone().AsObject());
         _calls.Enqueue(call);
         try
         {
@@ -153,6 +153,12 @@ public sealed class LlmDouble : IAsyncDisposable
             return;
         }
 
+        if (body["stream"]?.GetValue<bool>() == true)
+        {
+            await StreamAsync(http, body, model, step, userText, marker);
+            _calls.Enqueue(call with { Completed = true, At = DateTimeOffset.UtcNow });
+            return;
+        }
         _calls.Enqueue(call with { Completed = true, At = DateTimeOffset.UtcNow });
         if (step.ToolCalls is { Length: > 0 })
         {
@@ -197,6 +203,68 @@ public sealed class LlmDouble : IAsyncDisposable
             },
             usage = new { prompt_tokens = step.PromptTokens, completion_tokens = step.CompletionTokens, total_tokens = step.PromptTokens + step.CompletionTokens },
         }, JsonOptions);
+    }
+
+    /// <summary>
+    /// OpenAI's streaming format: chunks with a delta (the content in word-sized pieces, or the tool calls), a last chunk with
+    /// the finish reason, a usage chunk when stream_options.include_usage asks for one, then [DONE].
+    /// </summary>
+    private async Task StreamAsync(HttpContext http, JsonObject body, string model, LlmStep step, string userText, string marker)
+    {
+        http.Response.ContentType = "text/event-stream";
+        var id = "chatcmpl-" + Guid.NewGuid().ToString("N");
+        var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        async Task Send(object chunk)
+        {
+            await http.Response.WriteAsync("data: " + JsonSerializer.Serialize(chunk, JsonOptions) + "\n\n");
+            await http.Response.Body.FlushAsync();
+        }
+        object Chunk(object delta, string? finish) => new
+        {
+            id, @object = "chat.completion.chunk", created, model,
+            choices = new[] { new { index = 0, delta, finish_reason = finish } },
+        };
+        try
+        {
+            if (step.ToolCalls is { Length: > 0 })
+            {
+                await Send(Chunk(new
+                {
+                    role = "assistant",
+                    tool_calls = step.ToolCalls.Select((t, i) => new
+                    {
+                        index = i, id = $"call_{i}_{Guid.NewGuid():N}"[..24], type = "function",
+                        function = new { name = t.Name, arguments = t.ArgumentsJson },
+                    }).ToArray(),
+                }, null));
+                await Send(Chunk(new { }, "tool_calls"));
+            }
+            else
+            {
+                var content = step.Content ?? $"double answer to: {userText}";
+                await Send(Chunk(new { role = "assistant", content = "" }, null));
+                foreach (var piece in System.Text.RegularExpressions.Regex.Split(content, @"(?<=\s)"))
+                {
+                    if (piece.Length == 0) continue;
+                    if (step.ChunkDelay > TimeSpan.Zero) await Task.Delay(step.ChunkDelay, http.RequestAborted);
+                    await Send(Chunk(new { content = piece }, null));
+                }
+                await Send(Chunk(new { }, "stop"));
+            }
+            if (body["stream_options"]?["include_usage"]?.GetValue<bool>() == true)
+            {
+                await Send(new
+                {
+                    id, @object = "chat.completion.chunk", created, model, choices = Array.Empty<object>(),
+                    usage = new { prompt_tokens = step.PromptTokens, completion_tokens = step.CompletionTokens, total_tokens = step.PromptTokens + step.CompletionTokens },
+                });
+            }
+            await http.Response.WriteAsync("data: [DONE]\n\n");
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException)
+        {
+            _aborted.Enqueue((marker, DateTimeOffset.UtcNow));
+        }
     }
 
     /// <summary>When set, /v1/embeddings answers with this status (a failing embeddings endpoint).</summary>

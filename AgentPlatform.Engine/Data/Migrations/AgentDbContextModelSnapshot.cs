@@ -94,6 +94,92 @@ namespace AgentPlatform.Engine.Data.Migrations
                     b.ToTable("agents", (string)null);
                 });
 
+            modelBuilder.Entity("AgentPlatform.Engine.Conversations.Conversation", b =>
+                {
+                    b.Property<Guid>("ApiKeyId")
+                        .HasColumnType("uuid");
+
+                    b.Property<string>("SessionId")
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<int>("LastSeq")
+                        .HasColumnType("integer");
+
+                    b.Property<int>("MessageCount")
+                        .HasColumnType("integer");
+
+                    b.Property<string>("Summary")
+                        .HasColumnType("text");
+
+                    b.Property<int>("SummaryThrough")
+                        .HasColumnType("integer");
+
+                    b.Property<string>("Title")
+                        .HasMaxLength(81)
+                        .HasColumnType("character varying(81)");
+
+                    b.Property<DateTimeOffset>("UpdatedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.HasKey("ApiKeyId", "SessionId");
+
+                    b.HasIndex("ApiKeyId", "UpdatedAt");
+
+                    b.ToTable("conversations", (string)null);
+                });
+
+            modelBuilder.Entity("AgentPlatform.Engine.Conversations.ConversationMessage", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid");
+
+                    b.Property<string>("Agent")
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)");
+
+                    b.Property<Guid>("ApiKeyId")
+                        .HasColumnType("uuid");
+
+                    b.Property<string>("Content")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("Model")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)");
+
+                    b.Property<string>("Role")
+                        .IsRequired()
+                        .HasMaxLength(20)
+                        .HasColumnType("character varying(20)");
+
+                    b.Property<int>("Seq")
+                        .HasColumnType("integer");
+
+                    b.Property<string>("SessionId")
+                        .IsRequired()
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)");
+
+                    b.Property<Guid?>("TaskId")
+                        .HasColumnType("uuid");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("ApiKeyId", "SessionId", "Seq")
+                        .IsUnique();
+
+                    b.ToTable("conversation_messages", (string)null);
+                });
+
             modelBuilder.Entity("AgentPlatform.Engine.Tasks.AgentTask", b =>
                 {
                     b.Property<Guid>("Id")
@@ -240,6 +326,15 @@ namespace AgentPlatform.Engine.Data.Migrations
                     b.HasKey("TaskId");
 
                     b.ToTable("task_feedback", (string)null);
+                });
+
+            modelBuilder.Entity("AgentPlatform.Engine.Conversations.ConversationMessage", b =>
+                {
+                    b.HasOne("AgentPlatform.Engine.Conversations.Conversation", null)
+                        .WithMany()
+                        .HasForeignKey("ApiKeyId", "SessionId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
                 });
 
             modelBuilder.Entity("AgentPlatform.Engine.Tasks.TaskFeedback", b =>
