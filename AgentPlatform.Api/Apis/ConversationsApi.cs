@@ -174,7 +174,7 @@ public static class ConversationsApi
             .Select(c => new ConversationSummary(c.SessionId, c.Title, c.MessageCount, c.CreatedAt, c.UpdatedAt)).ToList()));
     }
 
-    public static async Task<Results<Ok<ConversationView>, NotFound<ProblemDetails>, ValidationProblem>> GetAsync(string sessionId,
+    public static async Task<Results<Ok<ConversationView>, ProblemHttpResult, ValidationProblem>> GetAsync(string sessionId,
         [FromServices] ConversationStore store, ClaimsPrincipal user, CancellationToken cancellationToken)
     {
         if (ConversationRules.SessionIdError(sessionId) is { } error)
@@ -185,7 +185,7 @@ public static class ConversationsApi
             messages.Select(m => new MessageView(m.Id, m.Role, m.Content, m.Agent, m.Model, m.TaskId, m.CreatedAt)).ToList()));
     }
 
-    public static async Task<Results<NoContent, NotFound<ProblemDetails>, ValidationProblem>> DeleteAsync(string sessionId,
+    public static async Task<Results<NoContent, ProblemHttpResult, ValidationProblem>> DeleteAsync(string sessionId,
         [FromServices] ConversationStore store, ClaimsPrincipal user, CancellationToken cancellationToken)
     {
         if (ConversationRules.SessionIdError(sessionId) is { } error)
@@ -194,12 +194,8 @@ public static class ConversationsApi
     }
 
     // Another key's session and a session that does not exist look the same.
-    private static NotFound<ProblemDetails> NotFound(string sessionId) => TypedResults.NotFound(new ProblemDetails
-    {
-        Status = 404,
-        Title = "Conversation not found",
-        Detail = $"No conversation '{sessionId}' with messages belongs to this API key.",
-    });
+    private static ProblemHttpResult NotFound(string sessionId) => TypedResults.Problem(statusCode: StatusCodes.Status404NotFound,
+        title: "Conversation not found", detail: $"No conversation '{sessionId}' with messages belongs to this API key.");
 }
 
 public sealed class ChatRequest : IPromptRequest, IValidatableObject

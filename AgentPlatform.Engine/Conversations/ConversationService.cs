@@ -46,49 +46,49 @@ public sealed class ConversationService(ConversationStore store, AgentRegistry r
         var fixedTokens = ContextWindow.Count(tokenizer, input.MessagesFor(agent.SystemPrompt));
         var available = window - reply - fixedTokens;
 
-        var counts = history.Select(m => ContextWindow.PerMessageOverhead + ContextWindow.Count(tokenizer, m.Content)).ToArray();
-        if (counts.Sum() <= available)
-            return Turn(input, task, sessionId, user, history, [], null, window, counts.Sum());
+        var counts = history.ToDictionary(m => m.Seq, m => ContextWindow.PerMessageOverhead + ContextWindow.Count(tokenizer, m.Content));
+        if (counts.Values.Sum() <= available)
+            return Turn(input, task, sessionId, user, history, null, window, counts.Values.Sum(), 0);
 
-        // Not everything fits: the newest messages that do, after room for the summary of the rest.
-        var room = available - options.Value.SummaryMaxTokens - 2 * ContextWindow.PerMessageOverhead - 40;
-        var keepFrom = history.Count;
-        for (var used = 0; keepFrom > 0 && used + counts[keepFrom - 1] <= room; keepFrom--) used += counts[keepFrom - 1];
-        var cutoff = keepFrom > 0 ? history[keepFrom - 1].Seq : 0;
-
+        // Not everything fits. The kept summary, if any, with every message after it, when that fits: no call needed.
         var conversation = await store.FindAsync(task.ApiKeyId, sessionId, cancellationToken);
-        string? summary = conversation?.Summary;
-        var through = conversation?.SummaryThrough ?? 0;
-        var preparation = new List<AgentRun>();
-        if (summary is null || through < cutoff)
+        var (summary, through) = (conversation?.Summary, conversation?.SummaryThrough ?? 0);
+        int Tokens(IEnumerable<StoredMessage> messages) => messages.Sum(m => counts[m.Seq]);
+        int SummaryTokens(string text) => ContextWindow.PerMessageOverhead + ContextWindow.Count(tokenizer, SummaryMessage(text));
+        var after = history.Where(m => m.Seq > through).ToList();
+        if (summary is not null && SummaryTokens(summary) + Tokens(after) <= available)
+            return Turn(input, task, sessionId, user, after, summary, window, Tokens(after), history.Count - after.Count);
+
+        // Else a new summary, of the old one and the older messages, keeping the newest messages that fill half the room
+        // left beside it: the next turns then fit without another summary for a while.
+        var room = (available - options.Value.SummaryMaxTokens - ContextWindow.PerMessageOverhead - 60) / 2;
+        var keepFrom = history.Count;
+        for (var used = 0; keepFrom > 0 && used + counts[history[keepFrom - 1].Seq] <= room; keepFrom--) used += counts[history[keepFrom - 1].Seq];
+        var cutoff = keepFrom > 0 ? history[keepFrom - 1].Seq : 0;
+        var older = history.Where(m => m.Seq > through && m.Seq <= cutoff).ToList();
+        var (text, run) = await SummarizeAsync(agent, summary, older, cancellationToken);
+        if (text is not null)
         {
-            var older = history.Where(m => m.Seq > through && m.Seq <= cutoff).ToList();
-            var (text, run) = await SummarizeAsync(agent, summary, older, cancellationToken);
-            preparation.Add(run);
-            if (text is not null)
-            {
-                (summary, through) = (text, cutoff);
-                await store.SaveSummaryAsync(task.ApiKeyId, sessionId, text, cutoff);
-            }
+            (summary, through) = (text, cutoff);
+            await store.SaveSummaryAsync(task.ApiKeyId, sessionId, text, cutoff);
         }
-        // A summary made for a larger window may cover messages this one would keep: they are in it already.
-        var kept = history.Where(m => m.Seq > Math.Max(cutoff, summary is null ? cutoff : through)).ToList();
-        var keptTokens = kept.Sum(m => ContextWindow.PerMessageOverhead + ContextWindow.Count(tokenizer, m.Content));
-        var turn = Turn(input with { Preparation = [.. input.Preparation, .. preparation] }, task, sessionId, user, kept,
-            summary is null ? [] : [new ChatMessage(ChatRole.User, SummaryMessage(summary))], summary, window, keptTokens);
-        if (summary is null)
+        else
+        {
             logger.LogWarning("Session {SessionId}: {Dropped} older messages did not fit the context window and could not be summarized",
-                sessionId, history.Count - kept.Count);
-        return turn with { Window = turn.Window with { MessagesSummarized = history.Count - kept.Count } };
+                sessionId, keepFrom);
+        }
+        var kept = history.Skip(keepFrom).ToList();
+        return Turn(input with { Preparation = [.. input.Preparation, run] }, task, sessionId, user, kept, text is null ? null : summary,
+            window, Tokens(kept), keepFrom);
     }
 
     private static ConversationTurn Turn(RunInput input, AgentTask task, string sessionId, StoredMessage user, IReadOnlyList<StoredMessage> kept,
-        IReadOnlyList<ChatMessage> background, string? summary, int window, int tokens) =>
+        string? summary, int window, int tokens, int summarized) =>
         new(input with
         {
             History = [.. kept.Select(m => new ChatMessage(m.Role == "assistant" ? ChatRole.Assistant : ChatRole.User, m.Content))],
-            Background = [.. input.Background, .. background],
-        }, task.ApiKeyId, sessionId, user, new HistoryWindow(kept.Count, 0, tokens, window, summary is not null));
+            Background = summary is null ? input.Background : [.. input.Background, new ChatMessage(ChatRole.User, SummaryMessage(summary))],
+        }, task.ApiKeyId, sessionId, user, new HistoryWindow(kept.Count, summarized, tokens, window, summary is not null));
 
     /// <summary>One cheap call: the earlier summary and the messages it does not cover yet, as data, in; a new summary out.</summary>
     private async Task<(string? Summary, AgentRun Run)> SummarizeAsync(AgentDefinition agent, string? previous, IReadOnlyList<StoredMessage> older,

@@ -155,8 +155,7 @@ public sealed class LlmDouble : IAsyncDisposable
 
         if (body["stream"]?.GetValue<bool>() == true)
         {
-            await StreamAsync(http, body, model, step, userText, marker);
-            _calls.Enqueue(call with { Completed = true, At = DateTimeOffset.UtcNow });
+            if (await StreamAsync(http, body, model, step, userText, marker)) _calls.Enqueue(call with { Completed = true, At = DateTimeOffset.UtcNow });
             return;
         }
         _calls.Enqueue(call with { Completed = true, At = DateTimeOffset.UtcNow });
@@ -209,7 +208,7 @@ public sealed class LlmDouble : IAsyncDisposable
     /// OpenAI's streaming format: chunks with a delta (the content in word-sized pieces, or the tool calls), a last chunk with
     /// the finish reason, a usage chunk when stream_options.include_usage asks for one, then [DONE].
     /// </summary>
-    private async Task StreamAsync(HttpContext http, JsonObject body, string model, LlmStep step, string userText, string marker)
+    private async Task<bool> StreamAsync(HttpContext http, JsonObject body, string model, LlmStep step, string userText, string marker)
     {
         http.Response.ContentType = "text/event-stream";
         var id = "chatcmpl-" + Guid.NewGuid().ToString("N");
@@ -260,10 +259,12 @@ public sealed class LlmDouble : IAsyncDisposable
                 });
             }
             await http.Response.WriteAsync("data: [DONE]\n\n");
+            return true;
         }
         catch (Exception e) when (e is OperationCanceledException or IOException)
         {
             _aborted.Enqueue((marker, DateTimeOffset.UtcNow));
+            return false;
         }
     }
 
