@@ -135,6 +135,13 @@ public sealed class TaskRunner(
                 ?? await router.RouteAsync(task.Input, task.Agent, null, null, _ => true, run.Token);
             input ??= new RunInput(task.Input) { ContextJson = task.ContextJson };
             var turn = task.SessionId is null ? null : await conversations.PrepareAsync(task, decision, input, run.Token);
+            if (turn is not null)
+            {
+                activity?.SetTag("conversation.history.messages", turn.Window.MessagesSent);
+                activity?.SetTag("conversation.history.tokens", turn.Window.HistoryTokens);
+                activity?.SetTag("conversation.history.summarized", turn.Window.MessagesSummarized);
+                activity?.SetTag("conversation.context_window", turn.Window.ContextWindow);
+            }
             var result = await executor.ExecuteAsync(decision, turn?.Input ?? input, caller, run.Token);
             var winner = result.Winner;
             var routing = new TaskRouting(decision, result.Runs).ToJson();

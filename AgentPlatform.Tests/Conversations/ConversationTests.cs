@@ -70,6 +70,7 @@ public sealed class ConversationTests(PlatformFixture platform)
         Assert.Equal(session, listed!["session_id"]!.GetValue<string>());
         Assert.Equal(4, listed["message_count"]!.GetValue<int>());
         Assert.Equal($"{marker} My name is Ada.", listed["title"]!.GetValue<string>());
+        Assert.Contains("agent_active_conversations", await platform.Client(PlatformFixture.AdminKey).GetStringAsync("/metrics"));
 
         Assert.Equal(HttpStatusCode.NoContent, (await client.DeleteAsync($"/agent/conversations/{session}")).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await client.GetAsync($"/agent/conversations/{session}")).StatusCode);
@@ -152,6 +153,34 @@ public sealed class ConversationTests(PlatformFixture platform)
         // The reload rebuilt the hot copy, and it is complete.
         var again = await (await client.GetAsync($"/agent/conversations/{session}")).JsonAsync();
         Assert.Equal(4, again["messages"]!.AsArray().Count);
+    }
+
+    [Fact]
+    public async Task Concurrent_turns_of_one_session_are_all_kept_in_order_and_the_hot_copy_matches_postgres()
+    {
+        var marker = Unique("race");
+        platform.Llm.Script(marker, new LlmStep(Delay: TimeSpan.FromMilliseconds(50), Content: "ok"));
+        var key = await platform.CreateKeyAsync();
+        var client = platform.Client(key);
+        var second = PlatformFixture.ClientFor(platform.StartExtraApi(), key);
+        var session = Unique("busy");
+
+        // Reads race the writes: each turn reads the history while others are being stored.
+        await Task.WhenAll(Enumerable.Range(0, 8).Select(i =>
+            ChatAsync(i % 2 == 0 ? client : second, new { message = $"{marker} turn {i}", session_id = session, agent_type = "general" })));
+        var hot = (await (await client.GetAsync($"/agent/conversations/{session}")).JsonAsync())["messages"]!.AsArray();
+        Assert.Equal(16, hot.Count);
+        for (var i = 0; i < 16; i += 2)
+        {
+            Assert.Equal("user", hot[i]!["role"]!.GetValue<string>());
+            Assert.Equal("assistant", hot[i + 1]!["role"]!.GetValue<string>());
+        }
+        Assert.Equal(8, hot.Where((_, i) => i % 2 == 0).Select(m => m!["content"]!.GetValue<string>()).Distinct().Count());
+
+        await using (var redis = await ConnectionMultiplexer.ConnectAsync(platform.Redis.ConnectionString + ",allowAdmin=true"))
+            await redis.GetDatabase().KeyDeleteAsync(redis.GetServers().Single().Keys(pattern: "conv:*").ToArray());
+        var durable = (await (await second.GetAsync($"/agent/conversations/{session}")).JsonAsync())["messages"]!.AsArray();
+        Assert.Equal(hot.Select(m => m!["id"]!.GetValue<string>()), durable.Select(m => m!["id"]!.GetValue<string>()));
     }
 
     [Fact]
