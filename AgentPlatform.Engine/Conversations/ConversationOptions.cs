@@ -27,6 +27,10 @@ public sealed class ConversationOptions
     [Range(2, 1_000_000)]
     public int MaxMessagesPerSession { get; set; } = 1_000;
 
+    /// <summary>The agent whose model chain writes summaries (e.g. one on a cheap model); the turn's own agent when unset.</summary>
+    [MaxLength(100)]
+    public string? SummaryAgent { get; set; }
+
     [Required, MinLength(10)]
     public string SummaryPrompt { get; set; } =
         "Summarize the conversation below for an assistant that will continue it. Keep facts, names, numbers, decisions, " +

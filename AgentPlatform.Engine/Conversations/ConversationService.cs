@@ -66,7 +66,8 @@ public sealed class ConversationService(ConversationStore store, AgentRegistry r
         for (var used = 0; keepFrom > 0 && used + counts[history[keepFrom - 1].Seq] <= room; keepFrom--) used += counts[history[keepFrom - 1].Seq];
         var cutoff = keepFrom > 0 ? history[keepFrom - 1].Seq : 0;
         var older = history.Where(m => m.Seq > through && m.Seq <= cutoff).ToList();
-        var (text, run) = await SummarizeAsync(agent, summary, older, cancellationToken);
+        var summarizer = options.Value.SummaryAgent is { } named ? registry.Find(named) ?? agent : agent;
+        var (text, run) = await SummarizeAsync(summarizer, summary, older, cancellationToken);
         if (text is not null)
         {
             (summary, through) = (text, cutoff);
