@@ -17,6 +17,7 @@ app.MapAgentsApi();
 app.MapAgentTaskApi();
 app.MapConversationsApi();
 app.MapToolsApi();
+app.MapOpenAiApi();
 
 app.Run();
 

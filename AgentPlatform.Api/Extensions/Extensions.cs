@@ -45,6 +45,8 @@ public static class Extensions
         services.Configure<JsonOptions>(options => ConfigureJson(options.SerializerOptions));
         // Bad input reaches ApiExceptionHandler, which names the field, instead of an empty 400.
         services.Configure<RouteHandlerOptions>(options => options.ThrowOnBadRequest = true);
+        // Before AddProblemDetails: the first writer that can write a problem writes it, and /v1 answers in OpenAI's shape.
+        services.AddSingleton<IProblemDetailsWriter, OpenAiErrorWriter>();
         services.AddProblemDetails(options => options.CustomizeProblemDetails = context =>
         {
             // Validation names C# members ("Task"); clients sent snake_case JSON ("task").
@@ -80,6 +82,7 @@ public static class Extensions
         services.AddScoped<Apis.AgentTaskApi.TaskServices>();
         services.AddSingleton<RateLimitFilter>();
         services.AddSingleton<PromptInjectionFilter>();
+        services.AddSingleton<AgentPlatform.Engine.Llm.ClientEmbeddings>();
 
         // postgres, redis and qdrant come from the client integrations (AddAgentPlatformEngine).
         services.AddHealthChecks()

@@ -27,6 +27,12 @@ public sealed record RunInput(string Task)
     /// <summary>When set the run streams: each update from the model goes here as it arrives.</summary>
     public Func<ChatResponseUpdate, CancellationToken, ValueTask>? OnUpdate { get; init; }
 
+    /// <summary>
+    /// Receives the winning run's whole response (its messages, the tool calls it leaves to the client, its finish reason)
+    /// before the task is recorded; the task row keeps only the text.
+    /// </summary>
+    public Action<ChatResponse>? OnResponse { get; init; }
+
     /// <summary>Runs this input belongs to that were not agent runs (a summary of older turns), counted in the task's cost.</summary>
     public IReadOnlyList<AgentRun> Preparation { get; init; } = [];
 

@@ -38,6 +38,7 @@ public sealed class TaskExecutor(AgentRegistry registry, AgentInvoker invoker)
         // Several agents answer in turn or at once: only the winner's answer is worth streaming, and it is known at the end.
         if (result.Strategy != Strategies.Single && input.OnUpdate is { } stream && result.Winner?.Text is { Length: > 0 } text)
             await stream(new ChatResponseUpdate(ChatRole.Assistant, text) { ModelId = result.Winner.Model }, cancellationToken);
+        if (result.Winner?.Response is { } response) input.OnResponse?.Invoke(response);
         return input.Preparation.Count == 0 ? result : result with { Runs = [.. input.Preparation, .. result.Runs] };
     }
 
