@@ -112,7 +112,7 @@ public static class ConversationsApi
         if (!await events.Reader.WaitToReadAsync(CancellationToken.None)) return Failure(await run, http);
         events.Reader.TryPeek(out var first);
         if (first!.EventType == ErrorEvent) return Failure(await run, http);
-        return TypedResults.ServerSentEvents(Read(events.Reader, run, http));
+        return TypedResults.ServerSentEvents(Read(events.Reader, run));
     }
 
     private const string ErrorEvent = "error";
@@ -123,7 +123,7 @@ public static class ConversationsApi
     };
 
     private static async IAsyncEnumerable<SseItem<JsonObject>> Read(ChannelReader<SseItem<JsonObject>> reader, Task<AgentTask> run,
-        HttpContext http, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+        [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         await foreach (var item in reader.ReadAllAsync(cancellationToken))
         {
@@ -132,8 +132,9 @@ public static class ConversationsApi
                 yield return item;
                 continue;
             }
-            // Failed after output began: the status line is gone, so the problem goes in the error event.
-            var problem = Failure(await run, http).ProblemDetails;
+            // Failed after output began: the status line and headers are gone (a Retry-After cannot be set any more), so the
+            // problem, built on a throwaway context, goes in the error event.
+            var problem = Failure(await run, new DefaultHttpContext()).ProblemDetails;
             yield return new SseItem<JsonObject>(System.Text.Json.JsonSerializer.SerializeToNode(problem)!.AsObject(), ErrorEvent);
         }
     }

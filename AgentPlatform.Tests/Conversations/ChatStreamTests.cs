@@ -86,6 +86,34 @@ public sealed class ChatStreamTests(PlatformFixture platform)
     }
 
     [Fact]
+    public async Task A_turn_that_fails_after_output_began_ends_with_an_error_event_carrying_the_problem()
+    {
+        var name = Unique("slowstream");
+        var model = Unique("slow-model");
+        var put = await platform.Client(PlatformFixture.AdminKey).PutAsJsonAsync($"/admin/agents/{name}", new
+        {
+            description = "Streams slowly and runs out of time.",
+            system_prompt = "You are slow.",
+            keywords = new[] { "zzslow" },
+            models = new[] { new { provider = "default", model, cost_tier = 1 } },
+            timeout_seconds = 1,
+        });
+        Assert.True(put.IsSuccessStatusCode, await put.Content.ReadAsStringAsync());
+        platform.Llm.ScriptModel(model, new LlmStep(Content: string.Join(" ", Enumerable.Range(0, 40).Select(i => $"w{i}")),
+            ChunkDelay: TimeSpan.FromMilliseconds(100)));
+        var client = platform.Client(await platform.CreateKeyAsync());
+
+        var (response, events) = await StreamAsync(client, new { message = "tell me everything", agent_type = name });
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Contains(events, e => e.Type == "delta");
+        var error = events[^1];
+        Assert.Equal("error", error.Type);
+        Assert.Equal(504, error.Data["status"]!.GetValue<int>());
+        Assert.DoesNotContain(events, e => e.Type == "done");
+    }
+
+    [Fact]
     public async Task A_turn_that_fails_before_its_first_token_gets_a_problem_with_the_right_status()
     {
         var marker = Unique("streamfail");
