@@ -10,6 +10,8 @@ public sealed class AgentDbContext(DbContextOptions<AgentDbContext> options) : D
     public DbSet<AgentTask> Tasks => Set<AgentTask>();
     public DbSet<TaskFeedback> Feedback => Set<TaskFeedback>();
     public DbSet<Agents.StoredAgent> Agents => Set<Agents.StoredAgent>();
+    public DbSet<Memory.StoredVectorCollection> VectorCollections => Set<Memory.StoredVectorCollection>();
+    public DbSet<Memory.StoredVector> Vectors => Set<Memory.StoredVector>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder) =>
         modelBuilder.ApplyConfigurationsFromAssembly(typeof(AgentDbContext).Assembly);
