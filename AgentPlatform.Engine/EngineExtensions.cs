@@ -208,6 +208,7 @@ public static class EngineExtensions
         services.AddScoped<QueueMaintenanceJob>();
         services.AddScoped<WebhookDeliveryJob>();
         builder.AddAgentTools();
+        builder.AddLongTermMemory();
         return builder;
     }
 
