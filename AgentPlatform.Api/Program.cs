@@ -16,6 +16,7 @@ app.MapAdminApi();
 app.MapAgentsApi();
 app.MapAgentTaskApi();
 app.MapToolsApi();
+app.MapMemoriesApi();
 
 app.Run();
 
