@@ -32,7 +32,7 @@ public sealed class PostgresVectorStore(NpgsqlDataSource dataSource, TimeProvide
     public Task<IReadOnlyList<string>> ListCollectionsAsync(CancellationToken cancellationToken) =>
         RunAsync("ListCollections", null, async () =>
         {
-            await using var command = dataSource.CreateCommand("SELECT name FROM vector_collections ORDER BY name");
+            await using var command = dataSource.CreateCommand("""SELECT "Name" FROM vector_collections ORDER BY "Name" """);
             await using var reader = await command.ExecuteReaderAsync(cancellationToken);
             var names = new List<string>();
             while (await reader.ReadAsync(cancellationToken)) names.Add(reader.GetString(0));
