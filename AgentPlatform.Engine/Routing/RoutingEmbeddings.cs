@@ -20,6 +20,12 @@ public sealed record EmbeddedTexts(string Space, IReadOnlyList<float[]> Vectors)
 public sealed class RoutingEmbeddings
 {
     public const string PipelineName = "router-embeddings";
+
+    /// <summary>
+    /// The pipeline of <see cref="EmbedInPreferredSpaceAsync"/>: the same limits, its own breaker, so a burst of memory
+    /// traffic does not dilute the failure ratio the router's breaker watches (nor the other way round).
+    /// </summary>
+    public const string StoredPipelineName = "stored-embeddings";
     public const string LocalSpace = "local";
 
     private readonly IEmbeddingGenerator<string, Embedding<float>>? _provider;
@@ -56,7 +62,7 @@ public sealed class RoutingEmbeddings
         {
             try
             {
-                return await EmbedAtProviderAsync(texts, cancellationToken);
+                return await EmbedAtProviderAsync(PipelineName, texts, cancellationToken);
             }
             catch (BrokenCircuitException)
             {
@@ -80,7 +86,7 @@ public sealed class RoutingEmbeddings
         if (_provider is null) return EmbedLocally(texts);
         try
         {
-            return await EmbedAtProviderAsync(texts, cancellationToken);
+            return await EmbedAtProviderAsync(StoredPipelineName, texts, cancellationToken);
         }
         catch (BrokenCircuitException e)
         {
@@ -92,9 +98,9 @@ public sealed class RoutingEmbeddings
         }
     }
 
-    private async Task<EmbeddedTexts> EmbedAtProviderAsync(IReadOnlyList<string> texts, CancellationToken cancellationToken)
+    private async Task<EmbeddedTexts> EmbedAtProviderAsync(string pipelineName, IReadOnlyList<string> texts, CancellationToken cancellationToken)
     {
-        var pipeline = _pipelines!.GetPipeline(PipelineName);
+        var pipeline = _pipelines!.GetPipeline(pipelineName);
         var generated = await pipeline.ExecuteAsync(
             async token => await _provider!.GenerateAsync(texts, cancellationToken: token), cancellationToken);
         Meter(generated);
