@@ -273,10 +273,21 @@ public sealed class MemoriesApiTests(PlatformFixture platform)
             new LlmStep(ToolCalls: [new ToolCallStep("remember", """{"fact":"The user is training for the Berlin marathon."}""")]),
             new LlmStep(Content: "Good luck."));
 
-        using var sync = await client.ExecuteAsync(new { task = "memo-sync: my daughter is called Maya", agent_type = "memo" });
-        var accepted = await (await client.ExecuteAsync(new { task = "memo-async: I'm training for Berlin", agent_type = "memo", async_execution = true }))
-            .JsonAsync();
-        var final = await client.WaitForFinalAsync(accepted["task_id"]!.GetValue<string>());
+        HttpResponseMessage sync;
+        JsonObject final;
+        try
+        {
+            sync = await client.ExecuteAsync(new { task = "memo-sync: my daughter is called Maya", agent_type = "memo" });
+            using var submitted = await client.ExecuteAsync(new { task = "memo-async: I'm training for Berlin", agent_type = "memo", async_execution = true });
+            Assert.True(submitted.StatusCode == HttpStatusCode.Accepted, await submitted.Content.ReadAsStringAsync());
+            var accepted = await submitted.JsonAsync();
+            final = await client.WaitForFinalAsync(accepted["task_id"]!.GetValue<string>());
+        }
+        finally
+        {
+            // Other tests route over every agent: this one does not stay.
+            await admin.DeleteAsync("/admin/agents/memo");
+        }
 
         Assert.Equal(HttpStatusCode.OK, sync.StatusCode);
         Assert.Equal("completed", final["status"]!.GetValue<string>()); // run by the Worker process
