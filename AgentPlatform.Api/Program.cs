@@ -18,6 +18,7 @@ app.MapAgentTaskApi();
 app.MapConversationsApi();
 app.MapToolsApi();
 app.MapOpenAiApi();
+app.MapMemoriesApi();
 
 app.Run();
 

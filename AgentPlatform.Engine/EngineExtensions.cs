@@ -195,8 +195,9 @@ public static class EngineExtensions
         services.AddHostedService(sp => sp.GetRequiredService<AgentRegistry>());
         services.AddSingleton<AgentStats>();
         services.AddSingleton<RoutingEmbeddings>();
-        services.AddResiliencePipeline(RoutingEmbeddings.PipelineName, (pipeline, context) =>
-            RoutingEmbeddings.Configure(pipeline, context.ServiceProvider.GetRequiredService<IOptions<RouterOptions>>().Value));
+        foreach (var name in new[] { RoutingEmbeddings.PipelineName, RoutingEmbeddings.StoredPipelineName })
+            services.AddResiliencePipeline(name, (pipeline, context) =>
+                RoutingEmbeddings.Configure(pipeline, context.ServiceProvider.GetRequiredService<IOptions<RouterOptions>>().Value));
         services.AddSingleton<AgentRouter>();
         services.AddSingleton<AgentInvoker>();
         services.AddSingleton<TaskExecutor>();
@@ -215,6 +216,7 @@ public static class EngineExtensions
         services.AddScoped<QueueMaintenanceJob>();
         services.AddScoped<WebhookDeliveryJob>();
         builder.AddAgentTools();
+        builder.AddLongTermMemory();
         return builder;
     }
 

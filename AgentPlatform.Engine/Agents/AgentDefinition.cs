@@ -45,6 +45,16 @@ public sealed class AgentDefinition
     /// <summary>Time limit for one run of this agent (all fallbacks and tool calls included).</summary>
     [Range(1, 3600)]
     public int TimeoutSeconds { get; set; } = 120;
+
+    /// <summary>How the agent uses long-term memory in chats. Storing facts is the <c>remember</c> tool, listed in <see cref="Tools"/>.</summary>
+    public AgentMemoryOptions Memory { get; set; } = new();
+}
+
+/// <summary>An agent's long-term memory settings.</summary>
+public sealed class AgentMemoryOptions
+{
+    /// <summary>Whether a chat with this agent recalls the caller's memories relevant to the new message (see Memory:RecallLimit).</summary>
+    public bool Recall { get; set; } = true;
 }
 
 /// <summary>One model of an agent's chain.</summary>

@@ -20,6 +20,7 @@ public static partial class AgentDefinitionRules
         var errors = new Dictionary<string, List<string>>();
         void Add(string field, string message) => (errors.TryGetValue(field, out var list) ? list : errors[field] = []).Add(message);
 
+        if (agent.Memory is null) Add("memory", "memory must be an object when given, such as {\"recall\": false}.");
         if (agent.Keywords is null || agent.Tools is null || agent.Models is null)
         {
             Add("body", "keywords, tools and models must be arrays when given.");

@@ -12,6 +12,8 @@ public sealed class AgentDbContext(DbContextOptions<AgentDbContext> options) : D
     public DbSet<Agents.StoredAgent> Agents => Set<Agents.StoredAgent>();
     public DbSet<Conversations.Conversation> Conversations => Set<Conversations.Conversation>();
     public DbSet<Conversations.ConversationMessage> ConversationMessages => Set<Conversations.ConversationMessage>();
+    public DbSet<Memory.StoredVectorCollection> VectorCollections => Set<Memory.StoredVectorCollection>();
+    public DbSet<Memory.StoredVector> Vectors => Set<Memory.StoredVector>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder) =>
         modelBuilder.ApplyConfigurationsFromAssembly(typeof(AgentDbContext).Assembly);

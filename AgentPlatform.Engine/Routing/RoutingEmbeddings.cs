@@ -20,6 +20,12 @@ public sealed record EmbeddedTexts(string Space, IReadOnlyList<float[]> Vectors)
 public sealed class RoutingEmbeddings
 {
     public const string PipelineName = "router-embeddings";
+
+    /// <summary>
+    /// The pipeline of <see cref="EmbedInPreferredSpaceAsync"/>: the same limits, its own breaker, so a burst of memory
+    /// traffic does not dilute the failure ratio the router's breaker watches (nor the other way round).
+    /// </summary>
+    public const string StoredPipelineName = "stored-embeddings";
     public const string LocalSpace = "local";
 
     private readonly IEmbeddingGenerator<string, Embedding<float>>? _provider;
@@ -52,27 +58,57 @@ public sealed class RoutingEmbeddings
     /// <summary>Embeds in the provider's space when it can, else locally; <see cref="EmbeddedTexts.Space"/> says which.</summary>
     public async Task<EmbeddedTexts> EmbedAsync(IReadOnlyList<string> texts, CancellationToken cancellationToken)
     {
-        if (_provider is not null && _pipelines is not null)
+        if (_provider is not null)
         {
             try
             {
-                var pipeline = _pipelines.GetPipeline(PipelineName);
-                var generated = await pipeline.ExecuteAsync(
-                    async token => await _provider.GenerateAsync(texts, cancellationToken: token), cancellationToken);
-                Meter(generated);
-                return new EmbeddedTexts(_llm.Value.EmbeddingModel, generated.Select(e => e.Vector.ToArray()).ToList());
+                return await EmbedAtProviderAsync(PipelineName, texts, cancellationToken);
             }
             catch (BrokenCircuitException)
             {
                 // Open breaker: the provider is not asked; the local embedding answers.
             }
-            catch (Exception e) when (ProviderFailures.IsProviderFailure(e, cancellationToken) || e is Polly.Timeout.TimeoutRejectedException)
+            catch (Exception e) when (IsProviderFailure(e, cancellationToken))
             {
                 _logger.LogWarning("Routing embeddings from the provider failed ({Reason}); using the local embedding", ProviderFailures.Describe(e));
             }
         }
         return EmbedLocally(texts);
     }
+
+    /// <summary>
+    /// Embeds in <see cref="PreferredSpace"/> or not at all, for vectors that are stored and compared later (long-term
+    /// memory): a fallback to the local embedding would put vectors of two spaces side by side, and their scores mean nothing.
+    /// </summary>
+    /// <exception cref="EmbeddingUnavailableException">The provider failed, was too slow, or its breaker is open.</exception>
+    public async Task<EmbeddedTexts> EmbedInPreferredSpaceAsync(IReadOnlyList<string> texts, CancellationToken cancellationToken)
+    {
+        if (_provider is null) return EmbedLocally(texts);
+        try
+        {
+            return await EmbedAtProviderAsync(StoredPipelineName, texts, cancellationToken);
+        }
+        catch (BrokenCircuitException e)
+        {
+            throw new EmbeddingUnavailableException(PreferredSpace, "Its circuit breaker is open after repeated failures; retry shortly.", e);
+        }
+        catch (Exception e) when (IsProviderFailure(e, cancellationToken))
+        {
+            throw new EmbeddingUnavailableException(PreferredSpace, ProviderFailures.Describe(e), e);
+        }
+    }
+
+    private async Task<EmbeddedTexts> EmbedAtProviderAsync(string pipelineName, IReadOnlyList<string> texts, CancellationToken cancellationToken)
+    {
+        var pipeline = _pipelines!.GetPipeline(pipelineName);
+        var generated = await pipeline.ExecuteAsync(
+            async token => await _provider!.GenerateAsync(texts, cancellationToken: token), cancellationToken);
+        Meter(generated);
+        return new EmbeddedTexts(_llm.Value.EmbeddingModel, generated.Select(e => e.Vector.ToArray()).ToList());
+    }
+
+    private static bool IsProviderFailure(Exception e, CancellationToken cancellationToken) =>
+        ProviderFailures.IsProviderFailure(e, cancellationToken) || e is Polly.Timeout.TimeoutRejectedException;
 
     public EmbeddedTexts EmbedLocally(IReadOnlyList<string> texts) =>
         new(LocalSpace, texts.Select(LocalEmbeddingGenerator.Embed).ToList());
@@ -99,4 +135,11 @@ public sealed class RoutingEmbeddings
             ShouldHandle = new PredicateBuilder().Handle<Exception>(e => e is not OperationCanceledException),
         })
         .AddTimeout(router.EmbeddingTimeout);
+}
+
+/// <summary>The embedding provider cannot embed now. The message is safe to show (see <see cref="ProviderFailures.Describe"/>).</summary>
+public sealed class EmbeddingUnavailableException(string space, string reason, Exception? inner = null)
+    : Exception($"The embedding model '{space}' is unavailable. {reason}", inner)
+{
+    public string Space { get; } = space;
 }

@@ -2,6 +2,7 @@ using System.ComponentModel;
 using System.ComponentModel.DataAnnotations;
 using System.Globalization;
 using AgentPlatform.Engine.Data;
+using AgentPlatform.Engine.Memory;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.DependencyInjection;
@@ -10,7 +11,8 @@ using TaskStatus = AgentPlatform.Engine.Tasks.TaskStatus;
 namespace AgentPlatform.Engine.Tools;
 
 /// <summary>
-/// The tools every instance has: a calculator, the current time, and a lookup of the caller's own tasks.
+/// The tools every instance has: a calculator, the current time, a lookup of the caller's own tasks, and
+/// <c>remember</c>, which keeps a fact in the caller's long-term memory.
 /// Their JSON schemas come from the parameters (descriptions, [Range], [AllowedValues]) via AIFunctionFactory.
 /// </summary>
 internal sealed class BuiltInTools(IServiceScopeFactory scopes, TimeProvider time)
@@ -19,6 +21,7 @@ internal sealed class BuiltInTools(IServiceScopeFactory scopes, TimeProvider tim
     public const string CalculatorName = "calculator";
     public const string CurrentTimeName = "current_time";
     public const string MyTasksName = "my_tasks";
+    public const string RememberName = "remember";
 
     private const int PreviewLength = 200;
 
@@ -40,6 +43,13 @@ internal sealed class BuiltInTools(IServiceScopeFactory scopes, TimeProvider tim
         {
             Name = MyTasksName,
             Description = "The caller's most recent tasks on this platform (newest first): id, agent, status, created_at and a short preview of the result or error.",
+            SerializerOptions = ToolJson.Options,
+        }),
+        AIFunctionFactory.Create(RememberAsync, new AIFunctionFactoryOptions
+        {
+            Name = RememberName,
+            Description = "Saves a fact about the user for later conversations (long-term memory): a preference, a detail of their life or work, "
+                + "a decision. One short, self-contained statement per call, e.g. \"The user is vegetarian.\" Relevant facts are recalled automatically later.",
             SerializerOptions = ToolJson.Options,
         }),
     ];
@@ -99,6 +109,30 @@ internal sealed class BuiltInTools(IServiceScopeFactory scopes, TimeProvider tim
             })
             .ToListAsync(cancellationToken);
         return rows.Select(t => new TaskSummary(t.Id, t.Agent, t.Status, t.CreatedAt, Preview(t.Result ?? t.Error))).ToList();
+    }
+
+    public sealed record RememberResult(Guid Id, string Content, bool Saved);
+
+    private async Task<RememberResult> RememberAsync(
+        AIFunctionArguments arguments,
+        [Description("The fact, as one self-contained statement about the user"), MinLength(1), MaxLength(100_000)] string fact,
+        CancellationToken cancellationToken = default)
+    {
+        // The key and the user come from the wrapper (GuardedTool), never from the model's arguments.
+        if (arguments.Context?.TryGetValue(typeof(ToolCaller), out var value) != true || value is not ToolCaller caller)
+            throw new ToolFailedException("remember needs to know the calling API key.");
+
+        await using var scope = scopes.CreateAsyncScope();
+        var memory = scope.ServiceProvider.GetRequiredService<LongTermMemory>();
+        try
+        {
+            var saved = await memory.RememberAsync(caller.KeyId, caller.User, fact, null, LongTermMemory.AgentSource, cancellationToken);
+            return new RememberResult(saved.Id, saved.Content, Saved: true);
+        }
+        catch (Exception e) when (e is MemoryRejectedException or MemoryLimitException or MemoryUnavailableException)
+        {
+            throw new ToolFailedException(e.Message);
+        }
     }
 
     private static string? Preview(string? text) =>

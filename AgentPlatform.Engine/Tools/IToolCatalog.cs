@@ -9,7 +9,8 @@ namespace AgentPlatform.Engine.Tools;
 /// The key's allow-list (a trailing * matches a prefix): null means no list (whatever the agent offers; directly,
 /// the built-ins only), empty means no tool. See <see cref="ToolAllowList"/>.
 /// </param>
-public sealed record ToolCaller(Guid KeyId, string[]? AllowedTools, bool IsAdmin);
+/// <param name="User">The end user within the key (a chat request's <c>user</c>), for per-user tools such as <c>remember</c>.</param>
+public sealed record ToolCaller(Guid KeyId, string[]? AllowedTools, bool IsAdmin, string? User = null);
 
 /// <summary>A tool as clients see it in listings.</summary>
 public sealed record ToolDescriptor(string Name, string Description, JsonElement ParametersSchema, string Source);

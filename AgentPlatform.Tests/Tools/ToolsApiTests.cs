@@ -96,7 +96,7 @@ public sealed class ToolsApiTests(PlatformFixture platform)
         Assert.Equal(HttpStatusCode.OK, builtin.StatusCode);
         Assert.Equal(HttpStatusCode.Forbidden, mcp.StatusCode);
         Assert.Equal("testmcp_echo", (await mcp.JsonAsync())["tool"]!.GetValue<string>());
-        Assert.Equal(new[] { "calculator", "current_time", "my_tasks" }, listed.Order().ToArray());
+        Assert.Equal(new[] { "calculator", "current_time", "my_tasks", "remember" }, listed.Order().ToArray());
         // Through an agent that names it, the same key is offered the MCP tool: there the agent's list decides.
         var offered = platform.Api.Services.GetRequiredService<IToolCatalog>().ToolsFor(
             new ToolCaller(Guid.NewGuid(), null, IsAdmin: false), new AgentPlatform.Engine.Agents.AgentDefinition { Name = "mcp-user", Tools = ["testmcp_echo"] });

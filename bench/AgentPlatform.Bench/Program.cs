@@ -9,6 +9,7 @@ using AgentPlatform.Tests.Infrastructure;
 //               3. throughput: tasks per second one Worker completes with an instant LLM double
 //   engine:     4. router latency (in process, local and provider embeddings; and end to end: auto vs a named agent)
 //               5. parallel vs sequential wall time of three agents with the LLM double at 200 ms
+//   memory:     6. POST /agent/memories and a search through the Api; the embedded store's search by tenant size
 var suite = args.FirstOrDefault() ?? "all";
 var iterations = args.Length > 1 ? int.Parse(args[1]) : 200;
 var platform = new PlatformFixture();
@@ -17,6 +18,7 @@ try
 {
     if (suite is "all" or "foundation") await Foundation();
     if (suite is "all" or "engine") await Engine();
+    if (suite is "all" or "memory") await Memory();
 }
 finally
 {
@@ -143,6 +145,38 @@ async Task Engine()
     Report("parallel, three agents", parallel);
     Report("cascade, three agents", cascade);
     Console.WriteLine($"parallel / sequential: {Percentile(parallel, 50) / Percentile(sequential, 50):0.00} (median)");
+}
+
+async Task Memory()
+{
+    // 6a. Through the Api: embedding (the double over HTTP) and the embedded store on Postgres.
+    var api = platform.Client(await platform.CreateKeyAsync("enterprise"));
+    var remember = new List<double>();
+    var search = new List<double>();
+    for (var i = 0; i < 100; i++)
+    {
+        remember.Add(await TimeAsync(async () => (await api.PostAsJsonAsync("/agent/memories",
+            new { content = $"Fact number {i}: the user likes item {i * 7 % 13} and colour {i % 5}." })).EnsureSuccessStatusCode()));
+        search.Add(await TimeAsync(async () => (await api.GetAsync($"/agent/memories?query=item+{i % 13}&limit=5")).EnsureSuccessStatusCode()));
+    }
+    Report("POST /agent/memories", remember);
+    Report("GET /agent/memories?query= (100 points)", search);
+
+    // 6b. The embedded store alone: a search scans the tenant's points (1024 dimensions), so it grows with them.
+    var store = new AgentPlatform.Engine.Memory.PostgresVectorStore(Npgsql.NpgsqlDataSource.Create(platform.DatabaseConnectionString), TimeProvider.System);
+    var collection = new AgentPlatform.Engine.Memory.VectorCollection("bench_vectors_1024", 1024, ["key_id"]);
+    var random = new Random(7);
+    float[] Vector() => Enumerable.Range(0, 1024).Select(_ => (float)(random.NextDouble() - 0.5)).ToArray();
+    foreach (var size in new[] { 1_000, 10_000 })
+    {
+        var tenant = new Dictionary<string, string> { ["key_id"] = $"tenant-{size}" };
+        for (var done = 0; done < size; done += 500)
+            await store.UpsertAsync(collection, Enumerable.Range(0, 500).Select(_ =>
+                new AgentPlatform.Engine.Memory.VectorRecord(Guid.NewGuid(), Vector(), tenant, DateTimeOffset.UtcNow)).ToList(), CancellationToken.None);
+        var ms = new List<double>();
+        for (var i = 0; i < 20; i++) ms.Add(await TimeAsync(() => store.SearchAsync(collection.Name, Vector(), 5, null, tenant, CancellationToken.None)));
+        Report($"store search, {size:N0} points in the tenant", ms);
+    }
 }
 
 static object ChatBody(string text) => new

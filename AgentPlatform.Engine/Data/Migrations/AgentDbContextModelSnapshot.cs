@@ -180,6 +180,54 @@ namespace AgentPlatform.Engine.Data.Migrations
                     b.ToTable("conversation_messages", (string)null);
                 });
 
+            modelBuilder.Entity("AgentPlatform.Engine.Memory.StoredVector", b =>
+                {
+                    b.Property<string>("Collection")
+                        .HasColumnType("character varying(255)");
+
+                    b.Property<Guid>("Id")
+                        .HasColumnType("uuid");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("Payload")
+                        .IsRequired()
+                        .HasColumnType("jsonb");
+
+                    b.PrimitiveCollection<float[]>("Vector")
+                        .IsRequired()
+                        .HasColumnType("real[]");
+
+                    b.HasKey("Collection", "Id");
+
+                    b.HasIndex("Payload");
+
+                    NpgsqlIndexBuilderExtensions.HasMethod(b.HasIndex("Payload"), "gin");
+                    NpgsqlIndexBuilderExtensions.HasOperators(b.HasIndex("Payload"), new[] { "jsonb_path_ops" });
+
+                    b.HasIndex("Collection", "CreatedAt");
+
+                    b.ToTable("vector_points", (string)null);
+                });
+
+            modelBuilder.Entity("AgentPlatform.Engine.Memory.StoredVectorCollection", b =>
+                {
+                    b.Property<string>("Name")
+                        .HasMaxLength(255)
+                        .HasColumnType("character varying(255)");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<int>("Dimensions")
+                        .HasColumnType("integer");
+
+                    b.HasKey("Name");
+
+                    b.ToTable("vector_collections", (string)null);
+                });
+
             modelBuilder.Entity("AgentPlatform.Engine.Tasks.AgentTask", b =>
                 {
                     b.Property<Guid>("Id")
@@ -333,6 +381,15 @@ namespace AgentPlatform.Engine.Data.Migrations
                     b.HasOne("AgentPlatform.Engine.Conversations.Conversation", null)
                         .WithMany()
                         .HasForeignKey("ApiKeyId", "SessionId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+                });
+
+            modelBuilder.Entity("AgentPlatform.Engine.Memory.StoredVector", b =>
+                {
+                    b.HasOne("AgentPlatform.Engine.Memory.StoredVectorCollection", null)
+                        .WithMany()
+                        .HasForeignKey("Collection")
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired();
                 });
