@@ -65,7 +65,7 @@ public static class ConversationsApi
         var caller = user.GetCaller();
         var (task, refusal) = await SubmitAsync(request, services, webhooks, caller, http);
         if (refusal is not null) return refusal;
-        var done = await services.Runner.RunClaimedAsync(task!, caller.ToToolCaller(), http.RequestAborted);
+        var done = await services.Runner.RunClaimedAsync(task!, caller.ToToolCaller() with { User = request.User }, http.RequestAborted);
         if (done.Status != TaskStatus.Completed) return Failure(done, http);
         return TypedResults.Ok(ChatResponse.From(done));
     }
@@ -94,7 +94,7 @@ public static class ConversationsApi
         {
             try
             {
-                var done = await services.Runner.RunClaimedAsync(task, caller.ToToolCaller(), http.RequestAborted, input);
+                var done = await services.Runner.RunClaimedAsync(task, caller.ToToolCaller() with { User = request.User }, http.RequestAborted, input);
                 events.Writer.TryWrite(done.Status == TaskStatus.Completed
                     ? new SseItem<JsonObject>(System.Text.Json.JsonSerializer.SerializeToNode(ChatResponse.From(done) with { Reply = null },
                         Json)!.AsObject(), "done")
@@ -214,6 +214,10 @@ public sealed class ChatRequest : IPromptRequest, IValidatableObject
 
     public JsonObject? Context { get; init; }
 
+    /// <summary>The key's end user this turn is for: the memories recalled (and stored by the agent) are that user's.</summary>
+    [Display(Name = "user")]
+    public string? User { get; init; }
+
     public IEnumerable<(string Field, string? Text)> PromptFields()
     {
         yield return ("message", Message);
@@ -228,6 +232,8 @@ public sealed class ChatRequest : IPromptRequest, IValidatableObject
             yield return new ValidationResult(error, ["session_id"]);
         if (Context is not null && Context.ToJsonString().Length > 64_000)
             yield return new ValidationResult("The context must serialise to at most 64,000 characters.", ["context"]);
+        if (Engine.Memory.LongTermMemory.CheckUser(User) is { } userError)
+            yield return new ValidationResult(userError, ["user"]);
     }
 }
 

@@ -143,7 +143,7 @@ public static class OpenAiApi
         };
         if (request.Stream) return await StreamAsync(request, task, input, answer, services, caller, http);
 
-        var done = await services.Runner.RunClaimedAsync(task, caller.ToToolCaller(), http.RequestAborted, input);
+        var done = await services.Runner.RunClaimedAsync(task, caller.ToToolCaller() with { User = EndUser(request.User) }, http.RequestAborted, input);
         if (done.Status != TaskStatus.Completed) return AgentTaskApi.SyncOutcome(done, http).Result;
         return TypedResults.Ok(ChatCompletion.From(done, answer));
     }
@@ -170,7 +170,7 @@ public static class OpenAiApi
         {
             try
             {
-                return await services.Runner.RunClaimedAsync(task, caller.ToToolCaller(), http.RequestAborted, input);
+                return await services.Runner.RunClaimedAsync(task, caller.ToToolCaller() with { User = EndUser(request.User) }, http.RequestAborted, input);
             }
             finally
             {
@@ -245,6 +245,9 @@ public static class OpenAiApi
                 base64 ? Convert.ToBase64String(MemoryMarshal.AsBytes(vector.AsSpan())) : vector)).ToList(),
             result.Model, new EmbeddingUsage(result.InputTokens, result.InputTokens), new EmbeddingCost(result.CostUsd)));
     }
+
+    /// <summary>OpenAI's <c>user</c> names the end user; memories the agent stores are that user's when it is a valid memory user.</summary>
+    private static string? EndUser(string? user) => Engine.Memory.LongTermMemory.CheckUser(user) is null ? user : null;
 
     private static bool IsAuto(string model) => string.Equals(model, AgentRegistry.Auto, StringComparison.OrdinalIgnoreCase);
 

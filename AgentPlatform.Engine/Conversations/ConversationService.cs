@@ -2,6 +2,7 @@ using System.Text;
 using AgentPlatform.Engine.Agents;
 using AgentPlatform.Engine.Execution;
 using AgentPlatform.Engine.Llm;
+using AgentPlatform.Engine.Memory;
 using AgentPlatform.Engine.Routing;
 using AgentPlatform.Engine.Tasks;
 using Microsoft.Extensions.AI;
@@ -22,17 +23,24 @@ public sealed record HistoryWindow(int MessagesSent, int MessagesSummarized, int
 /// background and the client's context. Turns that no longer fit are summarized — one call through the agent's own
 /// model chain (breakers, fallbacks, metering), kept in the session so the next turn reuses it — not silently dropped.
 /// </summary>
-public sealed class ConversationService(ConversationStore store, AgentRegistry registry, AgentClients clients,
+public sealed class ConversationService(ConversationStore store, AgentRegistry registry, AgentClients clients, LongTermMemory memory,
     IOptions<ConversationOptions> options, ILogger<ConversationService> logger)
 {
     public const string SummaryOutcome = "summary";
 
-    public async Task<ConversationTurn> PrepareAsync(AgentTask task, RoutingDecision decision, RunInput input, CancellationToken cancellationToken)
+    /// <param name="endUser">The key's end user the turn is for (its memories), when the client names one.</param>
+    public async Task<ConversationTurn> PrepareAsync(AgentTask task, RoutingDecision decision, RunInput input, string? endUser,
+        CancellationToken cancellationToken)
     {
         var sessionId = task.SessionId!;
-        var history = await store.HistoryAsync(task.ApiKeyId, sessionId, cancellationToken);
-        var user = new StoredMessage(Guid.CreateVersion7(), 0, "user", input.Task, null, null, task.Id, DateTimeOffset.UtcNow);
         var agents = decision.Agents.Prepend(decision.Agent).Select(registry.Find).OfType<AgentDefinition>().DistinctBy(a => a.Name).ToList();
+        // History and memories at once: the Redis read and the embedding + vector search overlap.
+        var historyRead = store.HistoryAsync(task.ApiKeyId, sessionId, cancellationToken);
+        var recalled = await memory.RecallAsync(task.ApiKeyId, endUser, input.Task, agents.FirstOrDefault(), cancellationToken);
+        var history = await historyRead;
+        if (LongTermMemory.ToPrompt(recalled) is { } remembered)
+            input = input with { Background = [.. input.Background, new ChatMessage(ChatRole.User, remembered)] };
+        var user = new StoredMessage(Guid.CreateVersion7(), 0, "user", input.Task, null, null, task.Id, DateTimeOffset.UtcNow);
         if (agents.Count == 0 || history.Count == 0)
             return new ConversationTurn(input, task.ApiKeyId, sessionId, user, new HistoryWindow(0, 0, 0, 0, false));
 

@@ -134,7 +134,7 @@ public sealed class TaskRunner(
             var decision = TaskRouting.FromJson(task.RoutingJson)?.Decision
                 ?? await router.RouteAsync(task.Input, task.Agent, null, null, _ => true, run.Token);
             input ??= new RunInput(task.Input) { ContextJson = task.ContextJson };
-            var turn = task.SessionId is null ? null : await conversations.PrepareAsync(task, decision, input, run.Token);
+            var turn = task.SessionId is null ? null : await conversations.PrepareAsync(task, decision, input, caller.User, run.Token);
             if (turn is not null)
             {
                 activity?.SetTag("conversation.history.messages", turn.Window.MessagesSent);

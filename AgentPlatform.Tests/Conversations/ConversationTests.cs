@@ -107,6 +107,36 @@ public sealed class ConversationTests(PlatformFixture platform)
     }
 
     [Fact]
+    public async Task A_chat_turn_recalls_its_users_memories_as_fenced_data_and_no_one_elses()
+    {
+        var marker = Unique("recall");
+        platform.Llm.Script(marker, new LlmStep(Content: "Insulate the hives."));
+        var key = await platform.CreateKeyAsync();
+        var client = platform.Client(key);
+        foreach (var (content, user) in new[] { ("The user keeps three bee hives in the garden.", "ana"), ("The user is allergic to bee stings.", "ben") })
+        {
+            var stored = await client.PostAsJsonAsync("/agent/memories", new { content, user });
+            Assert.Equal(HttpStatusCode.Created, stored.StatusCode);
+        }
+
+        await ChatAsync(client, new { message = $"{marker} How should I prepare my bee hives for winter?", user = "ana", agent_type = "general" });
+        var messages = platform.Llm.CallsFor(marker).Where(c => !c.Completed).Last().Messages!;
+        var recalled = Assert.Single(messages, m => Content(m!["content"]).Contains("<memories>"));
+        Assert.Equal("user", recalled!["role"]!.GetValue<string>());
+        Assert.Contains("three bee hives", Content(recalled["content"]));
+        Assert.DoesNotContain("allergic", messages.ToJsonString());
+
+        // Another key asking the same never sees them.
+        await ChatAsync(platform.Client(await platform.CreateKeyAsync()),
+            new { message = $"{marker} How should I prepare my bee hives for winter?", user = "ana", agent_type = "general" });
+        Assert.DoesNotContain("<memories>", platform.Llm.CallsFor(marker).Where(c => !c.Completed).Last().Messages!.ToJsonString());
+
+        var badUser = await client.PostAsJsonAsync("/agent/chat", new { message = "hi", user = new string('u', 500) });
+        Assert.Equal(HttpStatusCode.BadRequest, badUser.StatusCode);
+        Assert.NotNull((await badUser.JsonAsync())["errors"]!["user"]);
+    }
+
+    [Fact]
     public async Task Bad_chat_input_is_a_400_naming_the_field()
     {
         var client = platform.Client(await platform.CreateKeyAsync());
