@@ -25,6 +25,24 @@ public sealed class RunningStackTests(AppHostFixture host)
     }
 
     [Fact]
+    public async Task A_chat_recalls_a_memory_stored_in_qdrant_through_the_apphost_wiring()
+    {
+        using var client = host.Client(await host.CreateKeyAsync());
+        var marker = "memo-" + Guid.NewGuid().ToString("N")[..8];
+
+        using var stored = await client.PostAsJsonAsync("/agent/memories", new { content = $"The user keeps {marker} bee hives in the garden." });
+        Assert.Equal(HttpStatusCode.Created, stored.StatusCode);
+        using var chat = await client.PostAsJsonAsync("/agent/chat", new { message = $"How do I winter my {marker} bee hives?", agent_type = "general" });
+
+        Assert.Equal(HttpStatusCode.OK, chat.StatusCode);
+        // The memory went to Qdrant (the AppHost's qdrant connection string), and came back into the model's context.
+        Assert.Contains(host.Qdrant.Calls, call => call is ("qdrant.Points/Upsert", "apphost-qdrant-key"));
+        Assert.Contains(host.Qdrant.Calls, call => call.Method == "qdrant.Points/Query");
+        var call = Assert.Single(host.Llm.Calls, c => !c.Completed && c.UserMessage.Contains($"winter my {marker}"));
+        Assert.Contains($"The user keeps {marker} bee hives", call.Messages!.ToJsonString());
+    }
+
+    [Fact]
     public async Task Sync_task_is_answered_by_the_configured_provider()
     {
         using var client = host.Client(await host.CreateKeyAsync());
