@@ -96,8 +96,7 @@ public static class ConversationsApi
             {
                 var done = await services.Runner.RunClaimedAsync(task, caller.ToToolCaller() with { User = request.User }, http.RequestAborted, input);
                 events.Writer.TryWrite(done.Status == TaskStatus.Completed
-                    ? new SseItem<JsonObject>(System.Text.Json.JsonSerializer.SerializeToNode(ChatResponse.From(done) with { Reply = null },
-                        Json)!.AsObject(), "done")
+                    ? new SseItem<JsonObject>(Done(done), "done")
                     : new SseItem<JsonObject>(new JsonObject { ["task"] = done.Id.ToString() }, ErrorEvent) { EventId = done.Id.ToString() });
                 return done;
             }
@@ -116,6 +115,14 @@ public static class ConversationsApi
     }
 
     private const string ErrorEvent = "error";
+
+    /// <summary>The final event: the turn's answer without the reply text, which the deltas carried.</summary>
+    private static JsonObject Done(AgentTask task)
+    {
+        var done = System.Text.Json.JsonSerializer.SerializeToNode(ChatResponse.From(task), Json)!.AsObject();
+        done.Remove("reply");
+        return done;
+    }
 
     private static readonly System.Text.Json.JsonSerializerOptions Json = new(System.Text.Json.JsonSerializerDefaults.Web)
     {

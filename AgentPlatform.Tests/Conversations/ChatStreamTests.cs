@@ -51,6 +51,7 @@ public sealed class ChatStreamTests(PlatformFixture platform)
         var done = Assert.Single(events, e => e.Type == "done").Data;
         Assert.Same(events[^1].Data, done);
         Assert.Equal(42, done["usage"]!["total_tokens"]!.GetValue<int>());
+        Assert.False(done.ContainsKey("reply")); // the deltas carried it
         Assert.True(done["cost_usd"]!.GetValue<decimal>() > 0);
         var session = done["session_id"]!.GetValue<string>();
 
