@@ -10,7 +10,7 @@ public sealed class AgentEngineTests(PlatformFixture platform)
 {
     private HttpClient Admin => platform.Client(PlatformFixture.AdminKey);
 
-    private static string Unique(string prefix) => $"{prefix}-{Guid.NewGuid():N}"[..(prefix.Length + 9)];
+    private static string Unique(string prefix) => TestNames.Unique(prefix);
 
     private async Task PutAgentAsync(string name, object definition)
     {

@@ -8,7 +8,7 @@ namespace AgentPlatform.Tests.Conversations;
 [Collection(PlatformCollection.Name)]
 public sealed class ChatStreamTests(PlatformFixture platform)
 {
-    private static string Unique(string prefix) => $"{prefix}-{Guid.NewGuid():N}"[..(prefix.Length + 9)];
+    private static string Unique(string prefix) => TestNames.Unique(prefix);
 
     private sealed record ServerEvent(string Type, JsonObject Data, TimeSpan At);
 

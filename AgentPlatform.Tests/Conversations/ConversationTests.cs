@@ -9,7 +9,7 @@ namespace AgentPlatform.Tests.Conversations;
 [Collection(PlatformCollection.Name)]
 public sealed class ConversationTests(PlatformFixture platform)
 {
-    private static string Unique(string prefix) => $"{prefix}-{Guid.NewGuid():N}"[..(prefix.Length + 9)];
+    private static string Unique(string prefix) => TestNames.Unique(prefix);
 
     private static async Task<JsonObject> ChatAsync(HttpClient client, object body)
     {
