@@ -1,6 +1,5 @@
 using AgentPlatform.Engine.Conversations;
 using AgentPlatform.Engine.Routing;
-using AgentPlatform.Engine.Telemetry;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Options;
 
@@ -44,9 +43,7 @@ public sealed class ClientEmbeddings(ChatClientPool pool, IOptions<LlmOptions> l
         var model = llm.Value.EmbeddingModel;
         var generated = await provider.GenerateAsync(texts, new EmbeddingGenerationOptions { Dimensions = dimensions }, cancellationToken);
         var tokens = generated.Usage?.InputTokenCount ?? 0;
-        var cost = llm.Value.CostOf(model, tokens, 0);
-        PlatformTelemetry.LlmTokens.Add(tokens, new("model", model), new("token_type", "input"));
-        PlatformTelemetry.CostUsd.Add((double)cost, new KeyValuePair<string, object?>("model", model));
+        var cost = RoutingEmbeddings.Meter(llm.Value, model, tokens);
         return new ClientEmbeddingResult(model, generated.Select(e => e.Vector.ToArray()).ToList(), tokens, cost);
     }
 }

@@ -113,14 +113,17 @@ public sealed class RoutingEmbeddings
     public EmbeddedTexts EmbedLocally(IReadOnlyList<string> texts) =>
         new(LocalSpace, texts.Select(LocalEmbeddingGenerator.Embed).ToList());
 
-    private void Meter(GeneratedEmbeddings<Embedding<float>> generated)
+    private void Meter(GeneratedEmbeddings<Embedding<float>> generated) =>
+        Meter(_llm.Value, _llm.Value.EmbeddingModel, generated.Usage?.InputTokenCount ?? 0);
+
+    /// <summary>Records an embedding call's tokens and cost in the metrics (the one place embeddings are priced); returns the cost.</summary>
+    public static decimal Meter(LlmOptions llm, string model, long tokens)
     {
-        var model = _llm.Value.EmbeddingModel;
-        var tokens = generated.Usage?.InputTokenCount ?? 0;
-        if (tokens <= 0) return;
+        if (tokens <= 0) return 0m;
         PlatformTelemetry.LlmTokens.Add(tokens, new("model", model), new("token_type", "input"));
-        var cost = (double)_llm.Value.CostOf(model, tokens, 0);
-        if (cost > 0) PlatformTelemetry.CostUsd.Add(cost, new KeyValuePair<string, object?>("model", model));
+        var cost = llm.CostOf(model, tokens, 0);
+        if (cost > 0) PlatformTelemetry.CostUsd.Add((double)cost, new KeyValuePair<string, object?>("model", model));
+        return cost;
     }
 
     /// <summary>The pipeline: a time limit per call, and a breaker that opens after repeated failures.</summary>
