@@ -17,10 +17,11 @@ public sealed record StoredMessage(Guid Id, int Seq, string Role, string Content
 /// Redis (a list per session, sliding TTL) so a turn reads its history in one round trip. Redis is only a copy: a
 /// session survives a Redis restart, an expired copy is reloaded, and a Redis outage falls back to Postgres.
 /// <para>
-/// The copy is trusted only when it is complete up to the newest message number, which a second key holds
-/// (<c>…:seq</c>). Writers raise that number after every commit and extend the list only when it ends right before
-/// their messages; a reload never writes an older state than the number says. So a reader racing a writer, or two
-/// turns of one session finishing out of order, can make the copy be dropped and reloaded, never stale.
+/// The copy is trusted only when it is complete up to the session's newest message number in Postgres, read (one
+/// primary-key lookup) while Redis answers: a copy left behind by a writer that could not reach Redis, or by a Redis
+/// restored from an older snapshot, is reloaded, never served. Writers extend the list after their commit only when it
+/// ends right before their messages, and raise a second key (<c>…:seq</c>) that a reload may not write below, so a
+/// reader racing a writer, or two turns of one session finishing out of order, cost a reload, not a stale copy.
 /// </para>
 /// </summary>
 public sealed class ConversationStore(AgentDbContext db, IConnectionMultiplexer redis, IOptions<ConversationOptions> options,
@@ -28,15 +29,14 @@ public sealed class ConversationStore(AgentDbContext db, IConnectionMultiplexer 
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
-    // KEYS: list, seq. ARGV: ttl ms. Returns {seq or false, items}; refreshes both TTLs.
+    // KEYS: list, seq. ARGV: ttl ms. Returns the list; refreshes both TTLs (an idle session's copy expires, a used one stays).
     private const string ReadScript = """
-        local seq = redis.call('GET', KEYS[2])
         local items = redis.call('LRANGE', KEYS[1], 0, -1)
-        if seq then
+        if #items > 0 then
           redis.call('PEXPIRE', KEYS[1], ARGV[1])
           redis.call('PEXPIRE', KEYS[2], ARGV[1])
         end
-        return {seq or false, items}
+        return items
         """;
 
     // KEYS: list, seq. ARGV: ttl ms, last seq, header, messages… Writes a loaded state unless a newer one is known.
@@ -78,45 +78,35 @@ public sealed class ConversationStore(AgentDbContext db, IConnectionMultiplexer 
     public async Task<IReadOnlyList<StoredMessage>> HistoryAsync(Guid keyId, string sessionId, CancellationToken cancellationToken)
     {
         var (list, seq) = (ListKey(keyId, sessionId), SeqKey(keyId, sessionId));
-        var redisUp = true;
+        // The session's newest number from Postgres (one primary-key read) while Redis answers with the copy.
+        var lastRead = db.Conversations.AsNoTracking().Where(c => c.ApiKeyId == keyId && c.SessionId == sessionId)
+            .Select(c => (int?)c.LastSeq).FirstOrDefaultAsync(cancellationToken);
+        RedisValue[]? items = null;
         try
         {
-            var result = (RedisResult[])(await redis.GetDatabase().ScriptEvaluateAsync(ReadScript, [list, seq],
+            items = (RedisValue[])(await redis.GetDatabase().ScriptEvaluateAsync(ReadScript, [list, seq],
                 [(long)Ttl.TotalMilliseconds]))!;
-            var items = (RedisValue[])result[1]!;
-            if (!result[0].IsNull && items.Length > 0
-                && JsonSerializer.Deserialize<Header>(items[0].ToString(), Json)?.Last == (int)result[0])
-            {
-                return items.Skip(1).Select(i => JsonSerializer.Deserialize<StoredMessage>(i.ToString(), Json)!).ToList();
-            }
         }
         catch (RedisException e)
         {
             logger.LogWarning("Hot history of a session unavailable ({Message}); reading Postgres", e.Message);
-            redisUp = false;
         }
+        var last = await lastRead;
+        if (last is null) return [];
+        if (items is { Length: > 0 } && JsonSerializer.Deserialize<Header>(items[0].ToString(), Json)?.Last == last)
+            return items.Skip(1).Select(i => JsonSerializer.Deserialize<StoredMessage>(i.ToString(), Json)!).ToList();
 
-        var (last, messages) = await LoadAsync(keyId, sessionId, cancellationToken);
-        if (last is not null && redisUp)
-        {
-            await TryRedisAsync(() => redis.GetDatabase().ScriptEvaluateAsync(LoadScript, [list, seq],
-                [(long)Ttl.TotalMilliseconds, last.Value, Serialize(new Header(last.Value)), .. messages.Select(Serialize)]));
-        }
-        return messages;
-    }
-
-    private async Task<(int? Last, IReadOnlyList<StoredMessage> Messages)> LoadAsync(Guid keyId, string sessionId,
-        CancellationToken cancellationToken)
-    {
-        var last = await db.Conversations.AsNoTracking().Where(c => c.ApiKeyId == keyId && c.SessionId == sessionId)
-            .Select(c => (int?)c.LastSeq).FirstOrDefaultAsync(cancellationToken);
-        if (last is null) return (null, []);
         var messages = await db.ConversationMessages.AsNoTracking()
             .Where(m => m.ApiKeyId == keyId && m.SessionId == sessionId && m.Seq <= last)
             .OrderBy(m => m.Seq)
             .Select(m => new StoredMessage(m.Id, m.Seq, m.Role, m.Content, m.Agent, m.Model, m.TaskId, m.CreatedAt))
             .ToListAsync(cancellationToken);
-        return (last, messages);
+        if (items is not null)
+        {
+            await TryRedisAsync(() => redis.GetDatabase().ScriptEvaluateAsync(LoadScript, [list, seq],
+                [(long)Ttl.TotalMilliseconds, last.Value, Serialize(new Header(last.Value)), .. messages.Select(Serialize)]));
+        }
+        return messages;
     }
 
     public Task<Conversation?> FindAsync(Guid keyId, string sessionId, CancellationToken cancellationToken) =>

@@ -186,6 +186,31 @@ public sealed class ConversationTests(PlatformFixture platform)
     }
 
     [Fact]
+    public async Task A_hot_copy_older_than_postgres_is_never_served()
+    {
+        var marker = Unique("stale");
+        platform.Llm.Script(marker, new LlmStep(Content: "first answer"), new LlmStep(Content: "second answer"), new LlmStep(Content: "third answer"));
+        var client = platform.Client(await platform.CreateKeyAsync());
+        var session = (await ChatAsync(client, new { message = $"{marker} one", agent_type = "general" }))["session_id"]!.GetValue<string>();
+
+        // Keep the hot copy as it is after the first turn (a read builds it)…
+        Assert.True((await client.GetAsync($"/agent/conversations/{session}")).IsSuccessStatusCode);
+        await using var redis = await ConnectionMultiplexer.ConnectAsync(platform.Redis.ConnectionString + ",allowAdmin=true");
+        var keys = redis.GetServers().Single().Keys(pattern: $"conv:*:{session}*").ToArray();
+        Assert.Equal(2, keys.Length);
+        var saved = await Task.WhenAll(keys.Select(k => redis.GetDatabase().KeyDumpAsync(k)));
+        await ChatAsync(client, new { message = $"{marker} two", session_id = session, agent_type = "general" });
+        // …and bring it back, as a Redis restored from an older snapshot (or one a writer could not reach) would have it.
+        await redis.GetDatabase().KeyDeleteAsync(keys);
+        for (var i = 0; i < keys.Length; i++) await redis.GetDatabase().KeyRestoreAsync(keys[i], saved[i]!, TimeSpan.FromHours(1));
+
+        var history = await (await client.GetAsync($"/agent/conversations/{session}")).JsonAsync();
+        Assert.Equal(4, history["messages"]!.AsArray().Count);
+        await ChatAsync(client, new { message = $"{marker} three", session_id = session, agent_type = "general" });
+        Assert.Contains("second answer", platform.Llm.CallsFor(marker).Where(c => !c.Completed).Last().Messages!.ToJsonString());
+    }
+
+    [Fact]
     public async Task Concurrent_turns_of_one_session_are_all_kept_in_order_and_the_hot_copy_matches_postgres()
     {
         var marker = Unique("race");
