@@ -186,6 +186,32 @@ public sealed class ConversationTests(PlatformFixture platform)
     }
 
     [Fact]
+    public async Task A_session_goes_on_through_a_redis_outage_and_restart()
+    {
+        var marker = Unique("outage");
+        platform.Llm.Script(marker, new LlmStep(Content: "before the outage"), new LlmStep(Content: "during the outage"), new LlmStep(Content: "after"));
+        var client = platform.Client(await platform.CreateKeyAsync()); // enterprise: no Redis-backed request limit
+        var session = (await ChatAsync(client, new { message = $"{marker} one", agent_type = "general" }))["session_id"]!.GetValue<string>();
+
+        await platform.Redis.StopAsync();
+        try
+        {
+            await ChatAsync(client, new { message = $"{marker} two", session_id = session, agent_type = "general" });
+            Assert.Contains("before the outage", platform.Llm.CallsFor(marker).Where(c => !c.Completed).Last().Messages!.ToJsonString());
+        }
+        finally
+        {
+            await platform.Redis.StartAgainAsync(); // empty: the test Redis keeps nothing across restarts
+        }
+
+        await ChatAsync(client, new { message = $"{marker} three", session_id = session, agent_type = "general" });
+        var seen = platform.Llm.CallsFor(marker).Where(c => !c.Completed).Last().Messages!.ToJsonString();
+        Assert.Contains("before the outage", seen);
+        Assert.Contains("during the outage", seen);
+        Assert.Equal(6, (await (await client.GetAsync($"/agent/conversations/{session}")).JsonAsync())["messages"]!.AsArray().Count);
+    }
+
+    [Fact]
     public async Task A_hot_copy_older_than_postgres_is_never_served()
     {
         var marker = Unique("stale");
