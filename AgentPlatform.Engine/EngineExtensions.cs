@@ -207,6 +207,8 @@ public static class EngineExtensions
         services.AddSingleton<TaskLeases>();
         services.AddSingleton<PromptInjectionDetector>();
         services.AddSingleton<RequestRateLimiter>();
+        services.AddSingleton<ISpendHistory, TaskSpendHistory>();
+        services.AddSingleton<SpendGate>();
         services.AddScoped<ApiKeyStore>();
         services.AddScoped<TaskRunner>();
         services.AddScoped<ConversationStore>();

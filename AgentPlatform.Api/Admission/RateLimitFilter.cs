@@ -15,7 +15,7 @@ public sealed class RateLimitFilter(RequestRateLimiter limiter, IOptionsMonitor<
     {
         var http = context.HttpContext;
         var caller = http.User.GetCaller();
-        var limit = tiers.CurrentValue.Find(caller.Tier)?.RequestsPerMinute;
+        var limit = caller.RpmLimit ?? tiers.CurrentValue.Find(caller.Tier)?.RequestsPerMinute;
         if (caller.IsAdmin || limit is null or <= 0) return await next(context);
 
         var decision = await limiter.AcquireAsync(caller.KeyId, limit.Value);

@@ -20,21 +20,29 @@ public sealed class CreateKeyRequest
     [Range(0.0, 1_000_000.0), Display(Name = "daily_budget_usd")]
     public decimal? DailyBudgetUsd { get; init; }
 
+    /// <summary>Requests per minute for this key, overriding its tier's.</summary>
+    [Range(1, 1_000_000), Display(Name = "rpm_limit")]
+    public int? RpmLimit { get; init; }
+
+    /// <summary>Tokens per minute for this key, overriding its tier's.</summary>
+    [Range(1, 1_000_000_000), Display(Name = "tpm_limit")]
+    public int? TpmLimit { get; init; }
+
     public string[]? AllowedAgents { get; init; }
     public string[]? AllowedTools { get; init; }
 }
 
 /// <summary>The new key; <c>key</c> and <c>webhook_secret</c> (which signs its webhooks) are shown only here.</summary>
 public sealed record CreatedKeyResponse(Guid Id, string Name, string Tier, string Key, decimal? DailyBudgetUsd,
-    string[]? AllowedAgents, string[]? AllowedTools, DateTimeOffset CreatedAt, string? WebhookSecret);
+    string[]? AllowedAgents, string[]? AllowedTools, DateTimeOffset CreatedAt, string? WebhookSecret, int? RpmLimit = null, int? TpmLimit = null);
 
 /// <param name="TierConfigured">False when the key's tier is no longer under Tiers:Limits: the key is refused (403) until it is.</param>
 public sealed record KeyView(Guid Id, string Name, string Tier, bool TierConfigured, string KeyPrefix, decimal? DailyBudgetUsd,
-    string[]? AllowedAgents, string[]? AllowedTools, DateTimeOffset CreatedAt, DateTimeOffset? RevokedAt)
+    string[]? AllowedAgents, string[]? AllowedTools, DateTimeOffset CreatedAt, DateTimeOffset? RevokedAt, int? RpmLimit, int? TpmLimit)
 {
     public static KeyView From(ApiKey k, TierOptions tiers) =>
         new(k.Id, k.Name, k.Tier, tiers.Find(k.Tier) is not null, k.KeyPrefix, k.DailyBudgetUsd, k.AllowedAgents, k.AllowedTools,
-            k.CreatedAt, k.RevokedAt);
+            k.CreatedAt, k.RevokedAt, k.RpmLimit, k.TpmLimit);
 }
 
 /// <summary>Key management for the admin key only.</summary>
@@ -49,6 +57,8 @@ public static class AdminApi
         admin.MapGet("/keys", ListKeysAsync).WithName("ListApiKeys").WithSummary("All keys, without their secrets");
         admin.MapPost("/keys/{id:guid}/webhook-secret", RotateWebhookSecretAsync).WithName("RotateWebhookSecret")
             .WithSummary("Replace a key's webhook signing secret; the new one is shown only in this response");
+        admin.MapPatch("/keys/{id:guid}", PatchKeyAsync).WithName("UpdateApiKey")
+            .WithSummary("Change a key's rpm_limit, tpm_limit or daily_budget_usd (JSON merge patch; null returns to the tier's)");
         admin.MapDelete("/keys/{id:guid}", RevokeKeyAsync).WithName("RevokeApiKey")
             .WithSummary("Revoke a key; every Api instance refuses it at once and queued tasks of the key do not run");
 
@@ -71,9 +81,52 @@ public static class AdminApi
             });
 
         var (key, secret) = await keys.CreateAsync(request.Name, request.Tier.ToLowerInvariant(), request.DailyBudgetUsd,
-            Clean(request.AllowedAgents), Clean(request.AllowedTools), cancellationToken);
+            Clean(request.AllowedAgents), Clean(request.AllowedTools), cancellationToken, request.RpmLimit, request.TpmLimit);
         return TypedResults.Created($"/admin/keys/{key.Id}", new CreatedKeyResponse(
-            key.Id, key.Name, key.Tier, secret, key.DailyBudgetUsd, key.AllowedAgents, key.AllowedTools, key.CreatedAt, key.WebhookSecret));
+            key.Id, key.Name, key.Tier, secret, key.DailyBudgetUsd, key.AllowedAgents, key.AllowedTools, key.CreatedAt, key.WebhookSecret,
+            key.RpmLimit, key.TpmLimit));
+    }
+
+    /// <summary>
+    /// Changes a key's own limits, as a JSON merge patch: a field given replaces the override, <c>null</c> clears it (the
+    /// tier's applies), an absent field stays. Every instance uses the new limits at once.
+    /// </summary>
+    public static async Task<Results<Ok<KeyView>, NotFound<ProblemDetails>, ValidationProblem>> PatchKeyAsync(Guid id,
+        System.Text.Json.Nodes.JsonObject patch, [FromServices] ApiKeyStore keys, [FromServices] ApiKeyCache cache,
+        [FromServices] IOptionsMonitor<TierOptions> tiers, CancellationToken cancellationToken)
+    {
+        var errors = new Dictionary<string, string[]>();
+        foreach (var field in patch.Select(p => p.Key).Except(["rpm_limit", "tpm_limit", "daily_budget_usd"]))
+            errors[field] = ["Only rpm_limit, tpm_limit and daily_budget_usd can be changed."];
+        int? rpm = null, tpm = null;
+        decimal? budget = null;
+        if (patch.TryGetPropertyValue("rpm_limit", out var rpmNode) && !TryRead(rpmNode, 1, 1_000_000, out rpm))
+            errors["rpm_limit"] = ["rpm_limit is null or a whole number from 1 to 1,000,000."];
+        if (patch.TryGetPropertyValue("tpm_limit", out var tpmNode) && !TryRead(tpmNode, 1, 1_000_000_000, out tpm))
+            errors["tpm_limit"] = ["tpm_limit is null or a whole number from 1 to 1,000,000,000."];
+        if (patch.TryGetPropertyValue("daily_budget_usd", out var budgetNode)
+            && !(budgetNode is null || budgetNode is System.Text.Json.Nodes.JsonValue v && v.TryGetValue(out decimal b) && b is >= 0 and <= 1_000_000 && (budget = b) is not null))
+            errors["daily_budget_usd"] = ["daily_budget_usd is null or a number from 0 to 1,000,000."];
+        if (errors.Count > 0) return TypedResults.ValidationProblem(errors);
+
+        var key = await keys.UpdateLimitsAsync(id, k =>
+        {
+            if (patch.ContainsKey("rpm_limit")) k.RpmLimit = rpm;
+            if (patch.ContainsKey("tpm_limit")) k.TpmLimit = tpm;
+            if (patch.ContainsKey("daily_budget_usd")) k.DailyBudgetUsd = budget;
+        }, cancellationToken);
+        if (key is null) return TypedResults.NotFound(new ProblemDetails { Status = 404, Title = "Key not found", Detail = $"No active key {id}." });
+        cache.Evict(key.KeyHash);
+        return TypedResults.Ok(KeyView.From(key, tiers.CurrentValue));
+
+        static bool TryRead(System.Text.Json.Nodes.JsonNode? node, int min, int max, out int? value)
+        {
+            value = null;
+            if (node is null) return true;
+            if (node is not System.Text.Json.Nodes.JsonValue json || !json.TryGetValue(out int number) || number < min || number > max) return false;
+            value = number;
+            return true;
+        }
     }
 
     public static async Task<Ok<List<KeyView>>> ListKeysAsync([FromServices] ApiKeyStore keys, [FromServices] IOptionsMonitor<TierOptions> tiers,

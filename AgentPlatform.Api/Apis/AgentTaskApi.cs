@@ -221,6 +221,7 @@ public static class AgentTaskApi
     public static Results<Ok<ExecuteResponse>, Accepted<AcceptedResponse>, ProblemHttpResult, ValidationProblem> SyncOutcome(AgentTask task,
         HttpContext http)
     {
+        if (task.Refusal is { } refusal) return Refused(task, refusal, http);
         var view = TaskView.From(task);
         if (task.Status == TaskStatus.Completed)
         {
@@ -245,6 +246,23 @@ public static class AgentTaskApi
             title: task.Status == TaskStatus.Cancelled ? "Task cancelled" : timedOut ? "Agent timed out" : "Agent task failed",
             detail: task.Error,
             extensions: extensions);
+    }
+
+    /// <summary>A token limit or budget refused the run before any LLM call: 429 (503 when the counters are unreachable).</summary>
+    private static ProblemHttpResult Refused(AgentTask task, Engine.Admission.SpendRefusal refusal, HttpContext http)
+    {
+        var headers = http.Response.Headers;
+        headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(refusal.RetryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        if (refusal.TokenLimit is { } limit)
+        {
+            headers["X-RateLimit-Limit-Tokens"] = limit.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            headers["X-RateLimit-Remaining-Tokens"] = Math.Max(0, refusal.TokensRemaining ?? 0).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            if (refusal.Kind == "tokens") headers["X-RateLimit-Reset-Tokens"] = headers.RetryAfter.ToString();
+        }
+        return TypedResults.Problem(statusCode: refusal.Status,
+            title: refusal.Kind switch { "tokens" => "Token limit exceeded", "budget" => "Daily budget exceeded", "agent_budget" => "Agent budget exceeded", _ => "Limits unavailable" },
+            detail: refusal.Message, type: $"https://agentplatform.dev/problems/{refusal.Kind.Replace('_', '-')}",
+            extensions: new Dictionary<string, object?> { ["task_id"] = task.Id, ["limit"] = refusal.Kind, ["agent"] = task.Agent });
     }
 
     public static async Task<Results<Ok<TaskView>, NotFound<ProblemDetails>, ValidationProblem>> GetStatusAsync(

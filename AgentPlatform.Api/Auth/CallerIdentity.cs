@@ -9,13 +9,13 @@ namespace AgentPlatform.Api.Auth;
 /// <param name="AllowedAgents">The key's agent allow-list; null means every agent, empty means none.</param>
 /// <param name="AllowedTools">The key's tool allow-list; null means no list (see ToolAllowList), empty means none.</param>
 public sealed record Caller(Guid KeyId, string Name, string Tier, bool IsAdmin, string[]? AllowedAgents, decimal? DailyBudgetUsd,
-    string[]? AllowedTools = null)
+    string[]? AllowedTools = null, int? RpmLimit = null, int? TpmLimit = null)
 {
     public bool MayUseAgent(string agent) =>
         IsAdmin || AllowedAgents is null || AllowedAgents.Contains(agent, StringComparer.OrdinalIgnoreCase);
 
     /// <summary>The caller as the tool catalog sees it.</summary>
-    public ToolCaller ToToolCaller() => new(KeyId, AllowedTools, IsAdmin);
+    public ToolCaller ToToolCaller() => new(KeyId, AllowedTools, IsAdmin, Account: IsAdmin ? null : new SpendAccount(Tier, TpmLimit, DailyBudgetUsd));
 }
 
 public static class CallerIdentity
@@ -31,13 +31,16 @@ public static class CallerIdentity
     // One claim holding a JSON array per list: unlike one claim per entry, it tells "no list" from an empty list (none).
     private const string AllowedAgentsClaim = "allowed_agents";
     private const string AllowedToolsClaim = "allowed_tools";
+    private const string RpmClaim = "rpm_limit";
+    private const string TpmClaim = "tpm_limit";
 
     public static ClaimsPrincipal ForAdmin() => Principal(AdminKeyId, "admin", "enterprise", isAdmin: true, null, null, null);
 
     public static ClaimsPrincipal ForKey(ApiKey key) =>
-        Principal(key.Id, key.Name, key.Tier, isAdmin: false, key.AllowedAgents, key.DailyBudgetUsd, key.AllowedTools);
+        Principal(key.Id, key.Name, key.Tier, isAdmin: false, key.AllowedAgents, key.DailyBudgetUsd, key.AllowedTools, key.RpmLimit, key.TpmLimit);
 
-    private static ClaimsPrincipal Principal(Guid id, string name, string tier, bool isAdmin, string[]? agents, decimal? budget, string[]? tools)
+    private static ClaimsPrincipal Principal(Guid id, string name, string tier, bool isAdmin, string[]? agents, decimal? budget, string[]? tools,
+        int? rpm = null, int? tpm = null)
     {
         var claims = new List<Claim>
         {
@@ -49,6 +52,8 @@ public static class CallerIdentity
         if (agents is not null) claims.Add(new Claim(AllowedAgentsClaim, JsonSerializer.Serialize(agents)));
         if (budget is not null) claims.Add(new Claim(BudgetClaim, budget.Value.ToString(System.Globalization.CultureInfo.InvariantCulture)));
         if (tools is not null) claims.Add(new Claim(AllowedToolsClaim, JsonSerializer.Serialize(tools)));
+        if (rpm is not null) claims.Add(new Claim(RpmClaim, rpm.Value.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        if (tpm is not null) claims.Add(new Claim(TpmClaim, tpm.Value.ToString(System.Globalization.CultureInfo.InvariantCulture)));
         return new ClaimsPrincipal(new ClaimsIdentity(claims, ApiKeyAuthenticationHandler.SchemeName));
     }
 
@@ -64,6 +69,8 @@ public static class CallerIdentity
             user.IsInRole(AdminRole),
             agents is null ? null : JsonSerializer.Deserialize<string[]>(agents),
             budget is null ? null : decimal.Parse(budget, System.Globalization.CultureInfo.InvariantCulture),
-            tools is null ? null : JsonSerializer.Deserialize<string[]>(tools));
+            tools is null ? null : JsonSerializer.Deserialize<string[]>(tools),
+            user.FindFirst(RpmClaim)?.Value is { } rpm ? int.Parse(rpm, System.Globalization.CultureInfo.InvariantCulture) : null,
+            user.FindFirst(TpmClaim)?.Value is { } tpm ? int.Parse(tpm, System.Globalization.CultureInfo.InvariantCulture) : null);
     }
 }

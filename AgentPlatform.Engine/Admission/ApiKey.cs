@@ -10,6 +10,10 @@ public sealed class ApiKey
     /// <summary>The first characters of the key, enough for a person to recognise it in a list.</summary>
     public string KeyPrefix { get; set; } = "";
     public decimal? DailyBudgetUsd { get; set; }
+    /// <summary>Requests per minute, overriding the tier's; null means the tier's.</summary>
+    public int? RpmLimit { get; set; }
+    /// <summary>Tokens per minute, overriding the tier's; null means the tier's.</summary>
+    public int? TpmLimit { get; set; }
     public string[]? AllowedAgents { get; set; }
     public string[]? AllowedTools { get; set; }
     /// <summary>

@@ -11,7 +11,7 @@ public sealed class ApiKeyStore(AgentDbContext db)
     private const string Prefix = "ap_";
 
     public async Task<(ApiKey Key, string Secret)> CreateAsync(string name, string tier, decimal? dailyBudgetUsd,
-        string[]? allowedAgents, string[]? allowedTools, CancellationToken cancellationToken)
+        string[]? allowedAgents, string[]? allowedTools, CancellationToken cancellationToken, int? rpmLimit = null, int? tpmLimit = null)
     {
         var secret = Prefix + Base64UrlEncode(RandomNumberGenerator.GetBytes(32));
         var key = new ApiKey
@@ -22,6 +22,8 @@ public sealed class ApiKeyStore(AgentDbContext db)
             KeyHash = Hash(secret),
             KeyPrefix = secret[..10],
             DailyBudgetUsd = dailyBudgetUsd,
+            RpmLimit = rpmLimit,
+            TpmLimit = tpmLimit,
             AllowedAgents = allowedAgents,
             AllowedTools = allowedTools,
             WebhookSecret = Webhooks.WebhookSignature.NewSecret(),
@@ -60,6 +62,23 @@ public sealed class ApiKeyStore(AgentDbContext db)
         await db.Database.ExecuteSqlAsync($"SELECT pg_notify({RevocationChannel}, {hash})", cancellationToken);
         await transaction.CommitAsync(cancellationToken);
         return hash;
+    }
+
+    /// <summary>
+    /// Changes an active key's own limits (null clears an override: the tier's applies) and, in the same transaction,
+    /// announces the key on <see cref="RevocationChannel"/> so every instance reloads it at once.
+    /// </summary>
+    /// <returns>The updated key; null when there is no active key with this id.</returns>
+    public async Task<ApiKey?> UpdateLimitsAsync(Guid id, Action<ApiKey> change, CancellationToken cancellationToken)
+    {
+        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+        var key = await db.ApiKeys.FirstOrDefaultAsync(k => k.Id == id && k.RevokedAt == null, cancellationToken);
+        if (key is null) return null;
+        change(key);
+        await db.SaveChangesAsync(cancellationToken);
+        await db.Database.ExecuteSqlAsync($"SELECT pg_notify({RevocationChannel}, {key.KeyHash})", cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return key;
     }
 
     /// <summary>A new webhook secret for an active key (the old one stops verifying at once); null when there is no such key.</summary>

@@ -42,6 +42,10 @@ public sealed class AgentDefinition
     [Range(256, 10_000_000)]
     public int? ContextWindowTokens { get; set; }
 
+    /// <summary>What this agent may spend per UTC day across every key (USD); none when null.</summary>
+    [Range(0.0, 1_000_000.0)]
+    public decimal? DailyBudgetUsd { get; set; }
+
     /// <summary>Time limit for one run of this agent (all fallbacks and tool calls included).</summary>
     [Range(1, 3600)]
     public int TimeoutSeconds { get; set; } = 120;

@@ -52,6 +52,7 @@ public static partial class AgentDefinitionRules
             if (!ToolPattern().IsMatch(agent.Tools[i] ?? "")) Add($"tools[{i}]", "A tool name is 1-64 letters, digits, '-' or '_', optionally ending in '*'.");
         if (agent.Temperature is < 0 or > 2) Add("temperature", "The temperature is 0 to 2.");
         if (agent.MaxOutputTokens is < 1 or > 1_000_000) Add("max_output_tokens", "max_output_tokens is 1 to 1,000,000.");
+        if (agent.DailyBudgetUsd is < 0 or > 1_000_000) Add("daily_budget_usd", "daily_budget_usd is 0 to 1,000,000.");
         if (agent.ContextWindowTokens is < 256 or > 10_000_000) Add("context_window_tokens", "context_window_tokens is 256 to 10,000,000.");
         if (agent.TimeoutSeconds is < 1 or > 3600) Add("timeout_seconds", "timeout_seconds is 1 to 3600.");
         return errors.ToDictionary(e => e.Key, e => e.Value.ToArray());

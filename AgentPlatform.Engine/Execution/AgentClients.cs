@@ -31,6 +31,9 @@ public sealed class AgentClients(ChatClientPool pool, CircuitBreakers breakers, 
         return built;
     }
 
+    /// <summary>The model an option resolves to (its own, or the provider's default).</summary>
+    public string ResolvedModel(ModelOption option) => pool.Resolve(option.Provider, option.Model).Model;
+
     public static IReadOnlyList<ModelOption> OptionsOf(AgentDefinition agent) =>
         agent.Models.Count > 0 ? agent.Models : [new ModelOption { Provider = LlmOptions.DefaultProvider, Model = agent.Model ?? "" }];
 

@@ -46,6 +46,10 @@ public sealed class AgentTask
     public DateTimeOffset? CompletedAt { get; set; }
 
     public bool IsFinal => TaskStatus.IsFinal(Status);
+
+    /// <summary>Set (not stored) when this run was refused by a token limit or budget before any LLM call.</summary>
+    [System.ComponentModel.DataAnnotations.Schema.NotMapped]
+    public Admission.SpendRefusal? Refusal { get; set; }
 }
 
 public static class TaskStatus

@@ -1,5 +1,6 @@
 using System.Linq.Expressions;
 using System.Diagnostics;
+using AgentPlatform.Engine.Admission;
 using AgentPlatform.Engine.Agents;
 using AgentPlatform.Engine.Conversations;
 using AgentPlatform.Engine.Data;
@@ -34,8 +35,8 @@ public enum CancellationOutcome
 /// </summary>
 public sealed class TaskRunner(
     AgentDbContext db, AgentRegistry agents, AgentRouter router, TaskExecutor executor, TaskEvents events, TaskLeases leases,
-    ConversationService conversations, ConversationStore history, NpgsqlDataSource dataSource, IOptions<QueueOptions> queue,
-    ILogger<TaskRunner> logger)
+    ConversationService conversations, ConversationStore history, SpendGate spend, NpgsqlDataSource dataSource,
+    IOptions<QueueOptions> queue, ILogger<TaskRunner> logger)
 {
     /// <summary>Runs a stored task (the Worker's path): loads it, claims it, executes it.</summary>
     public async Task<AgentTask?> RunAsync(Guid taskId, CancellationOutcome onCancel, CancellationToken cancellationToken)
@@ -129,6 +130,8 @@ public sealed class TaskRunner(
         // The decision was made (and shown to the client) when the task was accepted; an old task without one is routed now.
         using var toolCalls = ToolCallLog.Begin();
         var clock = Stopwatch.StartNew();
+        SpendReservation? reservation = null;
+        RunCancelledException? interrupted = null;
         try
         {
             var decision = TaskRouting.FromJson(task.RoutingJson)?.Decision
@@ -142,7 +145,27 @@ public sealed class TaskRunner(
                 activity?.SetTag("conversation.history.summarized", turn.Window.MessagesSummarized);
                 activity?.SetTag("conversation.context_window", turn.Window.ContextWindow);
             }
-            var result = await executor.ExecuteAsync(decision, turn?.Input ?? input, caller, run.Token);
+            var runInput = turn?.Input ?? input;
+
+            // Tokens per minute and budgets: reserved before any LLM call, settled to the real usage when the run ends.
+            var runAgents = decision.Agents.Select(agents.Find).OfType<AgentDefinition>()
+                .Take(decision.Strategy == Strategies.Single ? 1 : int.MaxValue).ToList();
+            var limits = spend.LimitsFor(caller.Account, runAgents);
+            var (reserved, refusal) = await spend.ReserveAsync(task.ApiKeyId, limits, [.. limits.AgentCaps.Select(c => c.Agent)],
+                spend.Estimate(runAgents, runInput), TimeSpan.FromSeconds(runAgents.Select(a => a.TimeoutSeconds).DefaultIfEmpty(120).Max()), run.Token);
+            reservation = reserved;
+            if (refusal is not null)
+            {
+                if (refusal.Kind == "unavailable" && onCancel == CancellationOutcome.Requeue) await RequeueAsync(task, held);
+                if (refusal.Kind == "unavailable" && onCancel == CancellationOutcome.Requeue) throw new SpendUnavailableException(refusal.Message);
+                activity?.SetStatus(ActivityStatusCode.Error, refusal.Message);
+                var refused = await FinishAsync(task, TaskStatus.Failed, decision.Agent, null, refusal.Message, null, null, task.RoutingJson, null,
+                    clock.Elapsed);
+                if (refused is not null) refused.Refusal = refusal;
+                return refused;
+            }
+
+            var result = await executor.ExecuteAsync(decision, runInput, caller, run.Token);
             var winner = result.Winner;
             var routing = new TaskRouting(decision, result.Runs).ToJson();
             var calls = ToolCallsJson(toolCalls.Log);
@@ -159,6 +182,7 @@ public sealed class TaskRunner(
         }
         catch (OperationCanceledException e) when (held.Lost.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {
+            interrupted = e as RunCancelledException;
             // Cancelled by the client, or taken over after this run's lease lapsed: the row says which. A cancelled task
             // records what its answered calls cost.
             logger.LogInformation("Task {TaskId} is no longer this run's; stopped after {Elapsed} ms", task.Id, clock.ElapsedMilliseconds);
@@ -167,23 +191,40 @@ public sealed class TaskRunner(
         }
         catch (OperationCanceledException e) when (cancellationToken.IsCancellationRequested)
         {
+            interrupted = e as RunCancelledException;
             if (onCancel == CancellationOutcome.Requeue)
             {
-                // Shutdown or job deletion: only a task still this run's goes back to the queue (a task the client
-                // cancelled stays cancelled), and the interrupted run does not count against its attempts.
-                await db.Tasks.Where(t => t.Id == task.Id && t.Status == TaskStatus.Running && t.LeaseOwner == held.Owner)
-                    .ExecuteUpdateAsync(s => s
-                        .SetProperty(t => t.Status, TaskStatus.Queued)
-                        .SetProperty(t => t.Attempts, t => t.Attempts - 1)
-                        .SetProperty(t => t.LeaseOwner, (Guid?)null)
-                        .SetProperty(t => t.LeaseExpiresAt, (DateTimeOffset?)null), CancellationToken.None);
-                logger.LogInformation("Task {TaskId} interrupted; back in the queue", task.Id);
+                await RequeueAsync(task, held);
                 await RecordSpendIfCancelledAsync(task.Id, e, toolCalls.Log); // the job was stopped because the client cancelled
                 throw;
             }
             return await FinishAsync(task, TaskStatus.Cancelled, task.Agent, null, "The client closed the request before the task finished.",
                 null, null, task.RoutingJson, ToolCallsJson(toolCalls.Log), clock.Elapsed, e as RunCancelledException);
         }
+        finally
+        {
+            if (reservation is not null)
+            {
+                // What the run really used: the finished task's figures, or what an interrupted run had spent.
+                var tokens = task.IsFinal ? (task.PromptTokens ?? 0) + (task.CompletionTokens ?? 0) : (interrupted?.InputTokens ?? 0) + (interrupted?.OutputTokens ?? 0);
+                await spend.SettleAsync(reservation, tokens, task.IsFinal ? task.CostUsd ?? 0m : interrupted?.CostUsd ?? 0m);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Back to the queue (shutdown, job deletion, spend limits unavailable): only a task still this run's (a task the client
+    /// cancelled stays cancelled), and the interrupted run does not count against its attempts.
+    /// </summary>
+    private async Task RequeueAsync(AgentTask task, TaskLease held)
+    {
+        await db.Tasks.Where(t => t.Id == task.Id && t.Status == TaskStatus.Running && t.LeaseOwner == held.Owner)
+            .ExecuteUpdateAsync(s => s
+                .SetProperty(t => t.Status, TaskStatus.Queued)
+                .SetProperty(t => t.Attempts, t => t.Attempts - 1)
+                .SetProperty(t => t.LeaseOwner, (Guid?)null)
+                .SetProperty(t => t.LeaseExpiresAt, (DateTimeOffset?)null), CancellationToken.None);
+        logger.LogInformation("Task {TaskId} interrupted; back in the queue", task.Id);
     }
 
     /// <summary>A task the client cancelled records what the run's answered calls cost before the cancel.</summary>
@@ -203,10 +244,11 @@ public sealed class TaskRunner(
     {
         if (keyId == Guid.Empty) return new ToolCaller(keyId, null, IsAdmin: true);
         var key = await db.ApiKeys.AsNoTracking().Where(k => k.Id == keyId)
-            .Select(k => new { k.RevokedAt, k.AllowedTools }).FirstOrDefaultAsync();
+            .Select(k => new { k.RevokedAt, k.AllowedTools, k.Tier, k.TpmLimit, k.DailyBudgetUsd }).FirstOrDefaultAsync();
         if (key?.RevokedAt is not null) return null;
-        // Fail closed: a key whose row is gone gets no tools, never every tool.
-        return new ToolCaller(keyId, key is null ? [] : key.AllowedTools, IsAdmin: false);
+        // Fail closed: a key whose row is gone gets no tools, never every tool, and a budget of nothing.
+        return new ToolCaller(keyId, key is null ? [] : key.AllowedTools, IsAdmin: false,
+            Account: key is null ? new SpendAccount("", null, 0m) : new SpendAccount(key.Tier, key.TpmLimit, key.DailyBudgetUsd));
     }
 
     private static string? ToolCallsJson(ToolCallLog log) =>

@@ -10,7 +10,8 @@ namespace AgentPlatform.Engine.Tools;
 /// the built-ins only), empty means no tool. See <see cref="ToolAllowList"/>.
 /// </param>
 /// <param name="User">The end user within the key (a chat request's <c>user</c>), for per-user tools such as <c>remember</c>.</param>
-public sealed record ToolCaller(Guid KeyId, string[]? AllowedTools, bool IsAdmin, string? User = null);
+/// <param name="Account">What the key may spend (tier and overrides); null for the admin key, which has no key limits.</param>
+public sealed record ToolCaller(Guid KeyId, string[]? AllowedTools, bool IsAdmin, string? User = null, Admission.SpendAccount? Account = null);
 
 /// <summary>A tool as clients see it in listings.</summary>
 public sealed record ToolDescriptor(string Name, string Description, JsonElement ParametersSchema, string Source);

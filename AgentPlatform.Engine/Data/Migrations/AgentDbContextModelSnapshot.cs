@@ -59,10 +59,16 @@ namespace AgentPlatform.Engine.Data.Migrations
                     b.Property<DateTimeOffset?>("RevokedAt")
                         .HasColumnType("timestamp with time zone");
 
+                    b.Property<int?>("RpmLimit")
+                        .HasColumnType("integer");
+
                     b.Property<string>("Tier")
                         .IsRequired()
                         .HasMaxLength(50)
                         .HasColumnType("character varying(50)");
+
+                    b.Property<int?>("TpmLimit")
+                        .HasColumnType("integer");
 
                     b.Property<string>("WebhookSecret")
                         .HasMaxLength(100)
