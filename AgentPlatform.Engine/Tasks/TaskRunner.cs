@@ -246,9 +246,9 @@ public sealed class TaskRunner(
         var key = await db.ApiKeys.AsNoTracking().Where(k => k.Id == keyId)
             .Select(k => new { k.RevokedAt, k.AllowedTools, k.Tier, k.TpmLimit, k.DailyBudgetUsd }).FirstOrDefaultAsync();
         if (key?.RevokedAt is not null) return null;
-        // Fail closed: a key whose row is gone gets no tools, never every tool, and a budget of nothing.
+        // Fail closed: a key whose row is gone gets no tools, never every tool (and no tier, so no key limits to hold).
         return new ToolCaller(keyId, key is null ? [] : key.AllowedTools, IsAdmin: false,
-            Account: key is null ? new SpendAccount("", null, 0m) : new SpendAccount(key.Tier, key.TpmLimit, key.DailyBudgetUsd));
+            Account: key is null ? new SpendAccount("", null, null) : new SpendAccount(key.Tier, key.TpmLimit, key.DailyBudgetUsd));
     }
 
     private static string? ToolCallsJson(ToolCallLog log) =>
