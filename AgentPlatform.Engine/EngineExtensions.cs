@@ -209,6 +209,13 @@ public static class EngineExtensions
         services.AddSingleton<RequestRateLimiter>();
         services.AddSingleton<ISpendHistory, TaskSpendHistory>();
         services.AddSingleton<SpendGate>();
+        services.AddSingleton<IBudgetAlerts, QueuedBudgetAlerts>();
+        services.AddScoped<BudgetAlertJob>();
+        services.AddSingleton<WebhookSender>();
+        services.AddOptions<BudgetOptions>().Bind(configuration.GetSection(BudgetOptions.SectionName))
+            .Validate(o => o.DegradeAt is null or (> 0 and <= 1), $"{BudgetOptions.SectionName}:DegradeAt must be between 0 and 1 (or unset).")
+            .Validate(o => o.AlertThresholds.All(t => t is > 0 and <= 1000), $"{BudgetOptions.SectionName}:AlertThresholds are percentages from 1 to 1000.")
+            .ValidateOnStart();
         services.AddScoped<ApiKeyStore>();
         services.AddScoped<TaskRunner>();
         services.AddScoped<ConversationStore>();

@@ -28,6 +28,10 @@ public sealed class CreateKeyRequest
     [Range(1, 1_000_000_000), Display(Name = "tpm_limit")]
     public int? TpmLimit { get; init; }
 
+    /// <summary>Where budget alerts go (80 % and 100 % of the daily budget), signed like task webhooks.</summary>
+    [MaxLength(2000), Display(Name = "alert_webhook_url")]
+    public string? AlertWebhookUrl { get; init; }
+
     public string[]? AllowedAgents { get; init; }
     public string[]? AllowedTools { get; init; }
 }
@@ -38,11 +42,12 @@ public sealed record CreatedKeyResponse(Guid Id, string Name, string Tier, strin
 
 /// <param name="TierConfigured">False when the key's tier is no longer under Tiers:Limits: the key is refused (403) until it is.</param>
 public sealed record KeyView(Guid Id, string Name, string Tier, bool TierConfigured, string KeyPrefix, decimal? DailyBudgetUsd,
-    string[]? AllowedAgents, string[]? AllowedTools, DateTimeOffset CreatedAt, DateTimeOffset? RevokedAt, int? RpmLimit, int? TpmLimit)
+    string[]? AllowedAgents, string[]? AllowedTools, DateTimeOffset CreatedAt, DateTimeOffset? RevokedAt, int? RpmLimit, int? TpmLimit,
+    string? AlertWebhookUrl)
 {
     public static KeyView From(ApiKey k, TierOptions tiers) =>
         new(k.Id, k.Name, k.Tier, tiers.Find(k.Tier) is not null, k.KeyPrefix, k.DailyBudgetUsd, k.AllowedAgents, k.AllowedTools,
-            k.CreatedAt, k.RevokedAt, k.RpmLimit, k.TpmLimit);
+            k.CreatedAt, k.RevokedAt, k.RpmLimit, k.TpmLimit, k.AlertWebhookUrl);
 }
 
 /// <summary>Key management for the admin key only.</summary>
@@ -71,8 +76,14 @@ public static class AdminApi
         return app;
     }
 
+    private static string? AlertUrlRefusal(string url, Engine.Webhooks.WebhookTargets webhooks) =>
+        Uri.TryCreate(url, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https"
+            ? webhooks.RefusalOf(uri)
+            : "The alert_webhook_url must be an absolute http or https URL.";
+
     public static async Task<Results<Created<CreatedKeyResponse>, ValidationProblem>> CreateKeyAsync(
-        CreateKeyRequest request, [FromServices] ApiKeyStore keys, [FromServices] IOptionsMonitor<TierOptions> tiers, CancellationToken cancellationToken)
+        CreateKeyRequest request, [FromServices] ApiKeyStore keys, [FromServices] IOptionsMonitor<TierOptions> tiers,
+        [FromServices] Engine.Webhooks.WebhookTargets webhooks, CancellationToken cancellationToken)
     {
         if (tiers.CurrentValue.Find(request.Tier) is null)
             return TypedResults.ValidationProblem(new Dictionary<string, string[]>
@@ -80,8 +91,11 @@ public static class AdminApi
                 ["tier"] = [$"Unknown tier '{request.Tier}'. Known tiers: {string.Join(", ", tiers.CurrentValue.Limits.Keys)}."],
             });
 
+        if (request.AlertWebhookUrl is not null && AlertUrlRefusal(request.AlertWebhookUrl, webhooks) is { } refusal)
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["alert_webhook_url"] = [refusal] });
+
         var (key, secret) = await keys.CreateAsync(request.Name, request.Tier.ToLowerInvariant(), request.DailyBudgetUsd,
-            Clean(request.AllowedAgents), Clean(request.AllowedTools), cancellationToken, request.RpmLimit, request.TpmLimit);
+            Clean(request.AllowedAgents), Clean(request.AllowedTools), cancellationToken, request.RpmLimit, request.TpmLimit, request.AlertWebhookUrl);
         return TypedResults.Created($"/admin/keys/{key.Id}", new CreatedKeyResponse(
             key.Id, key.Name, key.Tier, secret, key.DailyBudgetUsd, key.AllowedAgents, key.AllowedTools, key.CreatedAt, key.WebhookSecret,
             key.RpmLimit, key.TpmLimit));
@@ -93,11 +107,15 @@ public static class AdminApi
     /// </summary>
     public static async Task<Results<Ok<KeyView>, NotFound<ProblemDetails>, ValidationProblem>> PatchKeyAsync(Guid id,
         System.Text.Json.Nodes.JsonObject patch, [FromServices] ApiKeyStore keys, [FromServices] ApiKeyCache cache,
-        [FromServices] IOptionsMonitor<TierOptions> tiers, CancellationToken cancellationToken)
+        [FromServices] IOptionsMonitor<TierOptions> tiers, [FromServices] Engine.Webhooks.WebhookTargets webhooks, CancellationToken cancellationToken)
     {
         var errors = new Dictionary<string, string[]>();
-        foreach (var field in patch.Select(p => p.Key).Except(["rpm_limit", "tpm_limit", "daily_budget_usd"]))
-            errors[field] = ["Only rpm_limit, tpm_limit and daily_budget_usd can be changed."];
+        foreach (var field in patch.Select(p => p.Key).Except(["rpm_limit", "tpm_limit", "daily_budget_usd", "alert_webhook_url"]))
+            errors[field] = ["Only rpm_limit, tpm_limit, daily_budget_usd and alert_webhook_url can be changed."];
+        string? alertUrl = null;
+        if (patch.TryGetPropertyValue("alert_webhook_url", out var urlNode) && urlNode is not null
+            && !(urlNode is System.Text.Json.Nodes.JsonValue u && u.TryGetValue(out alertUrl) && alertUrl.Length <= 2000 && AlertUrlRefusal(alertUrl, webhooks) is null))
+            errors["alert_webhook_url"] = [alertUrl is null ? "alert_webhook_url is null or a URL." : AlertUrlRefusal(alertUrl, webhooks) ?? "At most 2,000 characters."];
         int? rpm = null, tpm = null;
         decimal? budget = null;
         if (patch.TryGetPropertyValue("rpm_limit", out var rpmNode) && !TryRead(rpmNode, 1, 1_000_000, out rpm))
@@ -114,6 +132,7 @@ public static class AdminApi
             if (patch.ContainsKey("rpm_limit")) k.RpmLimit = rpm;
             if (patch.ContainsKey("tpm_limit")) k.TpmLimit = tpm;
             if (patch.ContainsKey("daily_budget_usd")) k.DailyBudgetUsd = budget;
+            if (patch.ContainsKey("alert_webhook_url")) k.AlertWebhookUrl = alertUrl;
         }, cancellationToken);
         if (key is null) return TypedResults.NotFound(new ProblemDetails { Status = 404, Title = "Key not found", Detail = $"No active key {id}." });
         cache.Evict(key.KeyHash);

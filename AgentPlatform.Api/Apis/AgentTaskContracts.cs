@@ -67,7 +67,11 @@ public sealed record Usage(int PromptTokens, int CompletionTokens, int TotalToke
 
 public sealed record ExecuteResponse(
     Guid TaskId, string Status, string Agent, string? Result, Usage Usage, decimal CostUsd, long DurationMs, bool Cached,
-    string? Model, string? Strategy, RoutingDecision? Routing, IReadOnlyList<AgentRun>? Runs, JsonNode? ToolCalls);
+    string? Model, string? Strategy, RoutingDecision? Routing, IReadOnlyList<AgentRun>? Runs, JsonNode? ToolCalls)
+{
+    /// <summary>The key was near its daily budget, so cheaper models of the agent's chain were tried first.</summary>
+    public bool Degraded => Runs?.Any(r => r.Degraded) == true;
+}
 
 public sealed record AcceptedResponse(Guid TaskId, string Status, string StatusUrl, RoutingDecision? Routing);
 

@@ -14,6 +14,8 @@ public sealed class ApiKey
     public int? RpmLimit { get; set; }
     /// <summary>Tokens per minute, overriding the tier's; null means the tier's.</summary>
     public int? TpmLimit { get; set; }
+    /// <summary>Where budget alerts (80 % and 100 % of the daily budget) are POSTed, signed with <see cref="WebhookSecret"/>.</summary>
+    public string? AlertWebhookUrl { get; set; }
     public string[]? AllowedAgents { get; set; }
     public string[]? AllowedTools { get; set; }
     /// <summary>

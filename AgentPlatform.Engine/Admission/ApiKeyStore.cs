@@ -11,7 +11,8 @@ public sealed class ApiKeyStore(AgentDbContext db)
     private const string Prefix = "ap_";
 
     public async Task<(ApiKey Key, string Secret)> CreateAsync(string name, string tier, decimal? dailyBudgetUsd,
-        string[]? allowedAgents, string[]? allowedTools, CancellationToken cancellationToken, int? rpmLimit = null, int? tpmLimit = null)
+        string[]? allowedAgents, string[]? allowedTools, CancellationToken cancellationToken, int? rpmLimit = null, int? tpmLimit = null,
+        string? alertWebhookUrl = null)
     {
         var secret = Prefix + Base64UrlEncode(RandomNumberGenerator.GetBytes(32));
         var key = new ApiKey
@@ -24,6 +25,7 @@ public sealed class ApiKeyStore(AgentDbContext db)
             DailyBudgetUsd = dailyBudgetUsd,
             RpmLimit = rpmLimit,
             TpmLimit = tpmLimit,
+            AlertWebhookUrl = alertWebhookUrl,
             AllowedAgents = allowedAgents,
             AllowedTools = allowedTools,
             WebhookSecret = Webhooks.WebhookSignature.NewSecret(),

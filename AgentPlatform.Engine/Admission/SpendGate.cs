@@ -24,8 +24,9 @@ public sealed record SpendLimits(int? TokensPerMinute, decimal? KeyDailyBudgetUs
 public sealed record SpendEstimate(long Tokens, decimal CostUsd);
 
 /// <summary>What a run holds until it settles: token and budget reservations, to be corrected to the real usage.</summary>
+/// <param name="BudgetShare">The share of the key's daily budget already spent when the run was admitted (0–1+); null without a budget.</param>
 public sealed record SpendReservation(Guid Id, Guid KeyId, string Day, long Tokens, long TokenBucket, long CostNanos,
-    IReadOnlyList<string> Agents, SpendLimits Limits);
+    IReadOnlyList<string> Agents, SpendLimits Limits, double? BudgetShare = null);
 
 /// <summary>Why a run was refused: <see cref="Kind"/> is tokens, budget or agent_budget (or unavailable when Redis is down).</summary>
 public sealed record SpendRefusal(string Kind, string Message, TimeSpan RetryAfter, int Status = 429, long? TokenLimit = null,
@@ -41,7 +42,8 @@ public sealed record SpendRefusal(string Kind, string Message, TimeSpan RetryAft
 /// Hand-written because ASP.NET Core's rate limiters keep their state in-process and know nothing of cost.
 /// </summary>
 public sealed class SpendGate(IConnectionMultiplexer redis, IOptionsMonitor<TierOptions> tiers, IOptions<LlmOptions> llm,
-    IOptions<ConversationOptions> conversations, AgentClients clients, ISpendHistory history, TimeProvider time, ILogger<SpendGate> logger)
+    IOptions<ConversationOptions> conversations, IOptions<BudgetOptions> budgets, AgentClients clients, ISpendHistory history,
+    IBudgetAlerts alerts, TimeProvider time, ILogger<SpendGate> logger)
 {
     private const long Nanos = 1_000_000_000;
 
@@ -109,7 +111,9 @@ public sealed class SpendGate(IConnectionMultiplexer redis, IOptionsMonitor<Tier
             redis.call('EXPIRE', b[2], dayttl)
           end
         end
-        return { 1, sec, tpm - used - tokens }
+        local share = -1
+        if budgets[1][3] > 0 then share = math.floor(tonumber(redis.call('HGET', KEYS[2], 'spent')) * 1000 / budgets[1][3]) end
+        return { 1, sec, tpm - used - tokens, share }
         """;
 
     // KEYS as above. ARGV: bucket, reserved tokens, actual tokens, reservation id, actual cost nanos.
@@ -126,7 +130,7 @@ public sealed class SpendGate(IConnectionMultiplexer redis, IOptionsMonitor<Tier
           end
           if redis.call('HEXISTS', KEYS[i], 'spent') == 1 then redis.call('HINCRBY', KEYS[i], 'spent', ARGV[5]) end
         end
-        return 1
+        return tonumber(redis.call('HGET', KEYS[2], 'spent') or '-1')
         """;
 
     /// <summary>The limits of a run for this account: the key's overrides, else its tier's; agents' daily caps.</summary>
@@ -145,7 +149,8 @@ public sealed class SpendGate(IConnectionMultiplexer redis, IOptionsMonitor<Tier
     /// else Conversations:DefaultReplyBudget). Cost: that, priced on the dearest model of the chain (a fallback may answer).
     /// Parallel and cascade runs add up their agents.
     /// </summary>
-    public SpendEstimate Estimate(IReadOnlyList<AgentDefinition> agents, RunInput input)
+    /// <param name="cheapest">Price on the cheapest model of each chain (a degraded run tries it first) instead of the dearest.</param>
+    public SpendEstimate Estimate(IReadOnlyList<AgentDefinition> agents, RunInput input, bool cheapest = false)
     {
         long tokens = 0;
         decimal cost = 0;
@@ -157,11 +162,29 @@ public sealed class SpendGate(IConnectionMultiplexer redis, IOptionsMonitor<Tier
             var prompt = ContextWindow.Count(ContextWindow.TokenizerFor(chain.FirstOrDefault()?.Model), input.MessagesFor(agent.SystemPrompt));
             var reply = options.MaxOutputTokens ?? agent.MaxOutputTokens ?? conversations.Value.DefaultReplyBudget;
             tokens += prompt + reply;
-            cost += AgentClients.OptionsOf(agent)
+            var prices = AgentClients.OptionsOf(agent)
                 .Select(o => llm.Value.CostOf(clients.ResolvedModel(o), prompt, reply, o.InputPer1K, o.OutputPer1K))
-                .DefaultIfEmpty(0m).Max();
+                .DefaultIfEmpty(0m).ToList();
+            cost += cheapest ? prices.Min() : prices.Max();
         }
         return new SpendEstimate(tokens, cost);
+    }
+
+    /// <summary>
+    /// Admits a run: reserves its estimate, and decides cost-aware degrade — a key past Budgets:DegradeAt of its budget
+    /// tries the cheaper models first; a run whose estimate on the dearest models no longer fits the budget is admitted on
+    /// its cheapest models' estimate when its agents have cheaper models, and runs degraded.
+    /// </summary>
+    public async Task<(SpendReservation? Reservation, SpendRefusal? Refusal, bool Degrade)> AdmitAsync(Guid keyId, SpendLimits limits,
+        IReadOnlyList<AgentDefinition> agents, RunInput input, CancellationToken cancellationToken)
+    {
+        var runLimit = TimeSpan.FromSeconds(agents.Select(a => a.TimeoutSeconds).DefaultIfEmpty(120).Max());
+        var names = limits.AgentCaps.Select(c => c.Agent).ToList();
+        var (reservation, refusal) = await ReserveAsync(keyId, limits, names, Estimate(agents, input), runLimit, cancellationToken);
+        if (reservation is not null) return (reservation, null, ShouldDegrade(reservation));
+        if (refusal?.Kind != "budget" || budgets.Value.DegradeAt is null || !agents.Any(clients.HasCheaperFirst)) return (null, refusal, false);
+        var (cheap, stillRefused) = await ReserveAsync(keyId, limits, names, Estimate(agents, input, cheapest: true), runLimit, cancellationToken);
+        return cheap is not null ? (cheap, null, true) : (null, stillRefused, false);
     }
 
     /// <returns>The reservation (null when no limit applies), or the refusal.</returns>
@@ -191,7 +214,11 @@ public sealed class SpendGate(IConnectionMultiplexer redis, IOptionsMonitor<Tier
                 switch ((int)result[0])
                 {
                     case 1:
-                        return (reservation with { TokenBucket = (long)result[1] }, null);
+                        return (reservation with
+                        {
+                            TokenBucket = (long)result[1],
+                            BudgetShare = (long)result[3] is >= 0 and var share ? share / 1000.0 : null,
+                        }, null);
                     case 2 when attempt == 0:
                         await SeedAsync(reservation, (int)result[1] - 1, untilMidnight, cancellationToken);
                         continue;
@@ -210,13 +237,22 @@ public sealed class SpendGate(IConnectionMultiplexer redis, IOptionsMonitor<Tier
         }
     }
 
-    /// <summary>Corrects a reservation to what the run really used (a cancelled or failed run settles what it spent).</summary>
+    /// <summary>
+    /// Corrects a reservation to what the run really used (a cancelled or failed run settles what it spent), and raises the
+    /// key's budget alerts the first time today's spend reaches each of <see cref="BudgetOptions.AlertThresholds"/>.
+    /// </summary>
     public async Task SettleAsync(SpendReservation reservation, long tokens, decimal costUsd)
     {
         try
         {
-            await redis.GetDatabase().ScriptEvaluateAsync(SettleScript, Keys(reservation),
-                [reservation.TokenBucket, reservation.Tokens, tokens, reservation.Id.ToString("N"), ToNanos(costUsd)]);
+            var spent = (long)(await redis.GetDatabase().ScriptEvaluateAsync(SettleScript, Keys(reservation),
+                [reservation.TokenBucket, reservation.Tokens, tokens, reservation.Id.ToString("N"), ToNanos(costUsd)]));
+            if (spent >= 0 && reservation.Limits.KeyDailyBudgetUsd is { } budget) await AlertAsync(reservation, (decimal)spent / Nanos, budget);
+        }
+        catch (Exception e) when (e is not RedisException)
+        {
+            // An alert that cannot be queued must not fail the run it was settled for.
+            logger.LogError(e, "Could not raise a budget alert for key {KeyId}", reservation.KeyId);
         }
         catch (RedisException e)
         {
@@ -225,12 +261,28 @@ public sealed class SpendGate(IConnectionMultiplexer redis, IOptionsMonitor<Tier
         }
     }
 
+    /// <summary>Cost-aware degrade: the key had spent at least Budgets:DegradeAt of its daily budget when the run was admitted.</summary>
+    public bool ShouldDegrade(SpendReservation? reservation) =>
+        reservation?.BudgetShare is { } share && budgets.Value.DegradeAt is { } at && share >= at;
+
     /// <summary>Today's spend of the key (settled, and reserved by runs in flight), for /usage.</summary>
     public async Task<(decimal Spent, decimal Reserved)?> TodayAsync(Guid keyId)
     {
         var day = time.GetUtcNow().ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
         var values = await redis.GetDatabase().HashGetAsync(BudgetKey(keyId, day), ["spent", "reserved"]);
         return values[0].IsNull ? null : ((decimal)(long)values[0] / Nanos, values[1].IsNull ? 0m : (decimal)(long)values[1] / Nanos);
+    }
+
+    /// <summary>Each threshold alerts once per key and UTC day, whichever instance settles first (SET NX decides).</summary>
+    private async Task AlertAsync(SpendReservation reservation, decimal spent, decimal budget)
+    {
+        foreach (var threshold in budgets.Value.AlertThresholds.Order())
+        {
+            if (spent < budget * threshold / 100m) continue;
+            var first = await redis.GetDatabase().StringSetAsync($"spend:alert:{reservation.KeyId:N}:{reservation.Day}:{threshold}", 1,
+                TimeSpan.FromDays(2), When.NotExists);
+            if (first) await alerts.RaiseAsync(new BudgetAlert(reservation.KeyId, reservation.Day, threshold, spent, budget));
+        }
     }
 
     private async Task SeedAsync(SpendReservation reservation, int index, TimeSpan untilMidnight, CancellationToken cancellationToken)
@@ -278,3 +330,27 @@ public interface ISpendHistory
 
 /// <summary>A queued run could not be admitted because the spend counters are unreachable; the job retries later.</summary>
 public sealed class SpendUnavailableException(string message) : Exception(message);
+
+/// <summary>Binds "Budgets": alert thresholds and cost-aware degrade.</summary>
+public sealed class BudgetOptions
+{
+    public const string SectionName = "Budgets";
+
+    /// <summary>Percentages of a key's daily budget at which its alert webhook is called, once per day each.</summary>
+    public int[] AlertThresholds { get; set; } = [80, 100];
+
+    /// <summary>
+    /// From this share of its daily budget (0–1) a key's runs try the cheaper models of each agent's chain first; null
+    /// turns it off.
+    /// </summary>
+    public double? DegradeAt { get; set; } = 0.8;
+}
+
+/// <summary>A key's spend reached <see cref="Percent"/> % of its daily budget.</summary>
+public sealed record BudgetAlert(Guid KeyId, string Day, int Percent, decimal SpentUsd, decimal BudgetUsd);
+
+/// <summary>Sends budget alerts (a signed webhook to the key's alert URL, through the job queue).</summary>
+public interface IBudgetAlerts
+{
+    Task RaiseAsync(BudgetAlert alert);
+}

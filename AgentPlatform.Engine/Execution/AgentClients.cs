@@ -18,16 +18,23 @@ public sealed class AgentClients(ChatClientPool pool, CircuitBreakers breakers, 
     private readonly ConcurrentDictionary<string, (AgentDefinition Definition, IChatClient Client, FallbackChatClient Chain)> _clients =
         new(StringComparer.OrdinalIgnoreCase);
 
-    public IChatClient For(AgentDefinition agent) => Entry(agent).Client;
+    public IChatClient For(AgentDefinition agent) => Entry(agent, cheapestFirst: false).Client;
+
+    /// <param name="cheapestFirst">The chain ordered by price, cheapest first (cost-aware degrade near a budget).</param>
+    public IChatClient For(AgentDefinition agent, bool cheapestFirst) => Entry(agent, cheapestFirst).Client;
 
     /// <summary>The resolved chain: (provider, model) in the order they are tried.</summary>
-    public IReadOnlyList<FallbackChatClient.Link> ChainOf(AgentDefinition agent) => Entry(agent).Chain.Chain;
+    public IReadOnlyList<FallbackChatClient.Link> ChainOf(AgentDefinition agent, bool cheapestFirst = false) => Entry(agent, cheapestFirst).Chain.Chain;
 
-    private (AgentDefinition Definition, IChatClient Client, FallbackChatClient Chain) Entry(AgentDefinition agent)
+    /// <summary>Whether the cheapest-first chain starts with another (cheaper) model than the agent's own order.</summary>
+    public bool HasCheaperFirst(AgentDefinition agent) => ChainOf(agent, true)[0].Model != ChainOf(agent)[0].Model;
+
+    private (AgentDefinition Definition, IChatClient Client, FallbackChatClient Chain) Entry(AgentDefinition agent, bool cheapestFirst)
     {
-        if (_clients.TryGetValue(agent.Name, out var entry) && ReferenceEquals(entry.Definition, agent)) return entry;
-        var built = Build(agent);
-        _clients[agent.Name] = built;
+        var name = cheapestFirst ? agent.Name + "\n" + "cheapest-first" : agent.Name;
+        if (_clients.TryGetValue(name, out var entry) && ReferenceEquals(entry.Definition, agent)) return entry;
+        var built = Build(agent, cheapestFirst);
+        _clients[name] = built;
         return built;
     }
 
@@ -37,9 +44,13 @@ public sealed class AgentClients(ChatClientPool pool, CircuitBreakers breakers, 
     public static IReadOnlyList<ModelOption> OptionsOf(AgentDefinition agent) =>
         agent.Models.Count > 0 ? agent.Models : [new ModelOption { Provider = LlmOptions.DefaultProvider, Model = agent.Model ?? "" }];
 
-    private (AgentDefinition, IChatClient, FallbackChatClient) Build(AgentDefinition agent)
+    private (AgentDefinition, IChatClient, FallbackChatClient) Build(AgentDefinition agent, bool cheapestFirst)
     {
-        var links = OptionsOf(agent)
+        // Stable: models of equal price keep the agent's order. Price of a call of 1K tokens in and out.
+        var options = cheapestFirst
+            ? OptionsOf(agent).OrderBy(o => llm.Value.CostOf(ResolvedModel(o), 1000, 1000, o.InputPer1K, o.OutputPer1K)).ToList()
+            : OptionsOf(agent);
+        var links = options
             .Select(option => (Option: option, Resolved: pool.Resolve(option.Provider, option.Model)))
             .DistinctBy(o => o.Resolved)
             .Select(o => new FallbackChatClient.Link(o.Resolved.Provider, o.Resolved.Model,

@@ -35,9 +35,12 @@ public sealed class AgentInvoker(AgentClients clients, AgentStats stats, IToolCa
         var clock = Stopwatch.StartNew();
         try
         {
+            var degraded = input.PreferCheaperModels && clients.HasCheaperFirst(agent);
+            activity?.SetTag("agent.degraded", degraded);
+            var client = clients.For(agent, degraded);
             var response = input.OnUpdate is { } onUpdate
-                ? await StreamAsync(clients.For(agent), messages, options, onUpdate, timeout.Token)
-                : await clients.For(agent).GetResponseAsync(messages, options, timeout.Token);
+                ? await StreamAsync(client, messages, options, onUpdate, timeout.Token)
+                : await client.GetResponseAsync(messages, options, timeout.Token);
             var answered = attempts.LastSuccess;
             var model = answered?.Model ?? response.ModelId ?? "";
             await stats.RecordOutcomeAsync(agent.Name, true, clock.Elapsed);
@@ -47,6 +50,7 @@ public sealed class AgentInvoker(AgentClients clients, AgentStats stats, IToolCa
                 attempts.InputTokens, attempts.OutputTokens, attempts.CostUsd, clock.ElapsedMilliseconds, null, attempts.Attempts)
             {
                 Response = response,
+                Degraded = degraded,
             };
         }
         catch (AgentUnavailableException e)

@@ -13,6 +13,10 @@ public sealed record AgentRun(
     [JsonIgnore]
     public bool Succeeded => Outcome == "ok";
 
+    /// <summary>The key was near its daily budget and this run tried its agent's cheaper models first.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool Degraded { get; init; }
+
     /// <summary>The model's whole answer (messages, tool calls it asks the client for); not stored.</summary>
     [JsonIgnore]
     public ChatResponse? Response { get; init; }

@@ -33,6 +33,9 @@ public sealed record RunInput(string Task)
     /// </summary>
     public Action<ChatResponse>? OnResponse { get; init; }
 
+    /// <summary>The key is near its daily budget: try the cheaper models of each agent's chain first (cost-aware degrade).</summary>
+    public bool PreferCheaperModels { get; init; }
+
     /// <summary>Runs this input belongs to that were not agent runs (a summary of older turns), counted in the task's cost.</summary>
     public IReadOnlyList<AgentRun> Preparation { get; init; } = [];
 

@@ -151,8 +151,7 @@ public sealed class TaskRunner(
             var runAgents = decision.Agents.Select(agents.Find).OfType<AgentDefinition>()
                 .Take(decision.Strategy == Strategies.Single ? 1 : int.MaxValue).ToList();
             var limits = spend.LimitsFor(caller.Account, runAgents);
-            var (reserved, refusal) = await spend.ReserveAsync(task.ApiKeyId, limits, [.. limits.AgentCaps.Select(c => c.Agent)],
-                spend.Estimate(runAgents, runInput), TimeSpan.FromSeconds(runAgents.Select(a => a.TimeoutSeconds).DefaultIfEmpty(120).Max()), run.Token);
+            var (reserved, refusal, degrade) = await spend.AdmitAsync(task.ApiKeyId, limits, runAgents, runInput, run.Token);
             reservation = reserved;
             if (refusal is not null)
             {
@@ -165,6 +164,7 @@ public sealed class TaskRunner(
                 return refused;
             }
 
+            if (degrade) runInput = runInput with { PreferCheaperModels = true };
             var result = await executor.ExecuteAsync(decision, runInput, caller, run.Token);
             var winner = result.Winner;
             var routing = new TaskRouting(decision, result.Runs).ToJson();

@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net.Http.Headers;
-using System.Text.Json;
 using AgentPlatform.Engine.Data;
 using AgentPlatform.Engine.Telemetry;
 using AgentPlatform.Engine.Webhooks;
@@ -16,14 +14,9 @@ namespace AgentPlatform.Engine.Tasks;
 /// Hangfire retries it with its backoff. A target that resolves only to blocked addresses is never
 /// called and not retried; redirects are not followed; the response body is never read.
 /// </summary>
-public sealed class WebhookDeliveryJob(AgentDbContext db, IHttpClientFactory httpClients, TimeProvider time, ILogger<WebhookDeliveryJob> logger)
+public sealed class WebhookDeliveryJob(AgentDbContext db, WebhookSender sender, ILogger<WebhookDeliveryJob> logger)
 {
-    public const string HttpClientName = "webhooks";
-
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
-    {
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-    };
+    public const string HttpClientName = WebhookSender.HttpClientName;
 
     [JobDisplayName("webhook for task {0}")]
     [AutomaticRetry(Attempts = 8, DelaysInSeconds = [2, 10, 30, 120, 600, 1800, 3600, 7200], OnAttemptsExceeded = AttemptsExceededAction.Fail)]
@@ -43,7 +36,7 @@ public sealed class WebhookDeliveryJob(AgentDbContext db, IHttpClientFactory htt
             return;
         }
 
-        var body = JsonSerializer.SerializeToUtf8Bytes(new
+        var payload = new
         {
             Event = "task." + task.Status,
             TaskId = task.Id,
@@ -60,30 +53,9 @@ public sealed class WebhookDeliveryJob(AgentDbContext db, IHttpClientFactory htt
             task.CostUsd,
             task.CreatedAt,
             task.CompletedAt,
-        }, Json);
-        var timestamp = time.GetUtcNow().ToUnixTimeSeconds();
-        using var request = new HttpRequestMessage(HttpMethod.Post, task.WebhookUrl)
-        {
-            Content = new ByteArrayContent(body) { Headers = { ContentType = new MediaTypeHeaderValue("application/json") } },
         };
-        request.Headers.Add(WebhookSignature.TimestampHeader, timestamp.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        request.Headers.Add(WebhookSignature.SignatureHeader, WebhookSignature.Sign(secret, timestamp, body));
-        request.Headers.Add("X-AgentPlatform-Delivery", task.Id.ToString());
-
-        try
-        {
-            // Headers only: whatever the receiver sends as a body is never read.
-            using var response = await httpClients.CreateClient(HttpClientName).SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
-            if (!response.IsSuccessStatusCode)
-                throw new HttpRequestException($"Webhook receiver answered {(int)response.StatusCode}" +
-                    ((int)response.StatusCode is >= 300 and < 400 ? " (redirects are not followed)" : ""), null, response.StatusCode);
-            logger.LogInformation("Webhook for task {TaskId} delivered ({Status})", task.Id, (int)response.StatusCode);
-        }
-        catch (HttpRequestException e) when (e.InnerException is WebhookTargetRefusedException refused)
-        {
-            // The policy will not change on a retry: record the refusal once and stop.
-            logger.LogError("Webhook for task {TaskId} refused: {Reason}", task.Id, refused.Message);
-            activity?.SetStatus(ActivityStatusCode.Error, refused.Message);
-        }
+        // A refused target is recorded once and not retried: the policy will not change on a retry.
+        if (!await sender.SendAsync(task.WebhookUrl, secret, payload, task.Id.ToString(), cancellationToken))
+            activity?.SetStatus(ActivityStatusCode.Error, "webhook target refused");
     }
 }

@@ -58,7 +58,9 @@ public sealed class SpendLimitTests(PlatformFixture platform, ITestOutputHelper 
 
         var completed = responses.Where(r => r.StatusCode == HttpStatusCode.OK).ToList();
         var refused = responses.Where(r => r.StatusCode == HttpStatusCode.TooManyRequests).ToList();
-        Assert.Equal(100, completed.Count + refused.Count);
+        var other = responses.Where(r => r.StatusCode is not (HttpStatusCode.OK or HttpStatusCode.TooManyRequests)).ToList();
+        Assert.True(other.Count == 0, $"{other.Count} other answers, e.g. {(int?)other.FirstOrDefault()?.StatusCode}: " +
+            (other.Count > 0 ? await other[0].Content.ReadAsStringAsync() : ""));
         var spent = (await Task.WhenAll(completed.Select(r => r.JsonAsync()))).Sum(b => b["cost_usd"]!.GetValue<decimal>());
         // Without the gate all 100 would have run: $0.31 on a $0.02 budget.
         output.WriteLine($"budget ${budget}: {completed.Count} of 100 ran, spent ${spent}, {refused.Count} refused (429)");
@@ -174,6 +176,64 @@ public sealed class SpendLimitTests(PlatformFixture platform, ITestOutputHelper 
         Assert.NotNull(errors["colour"]);
         Assert.Equal(HttpStatusCode.NotFound, (await Admin.PatchAsJsonAsync($"/admin/keys/{Guid.NewGuid()}", new { rpm_limit = 5 })).StatusCode);
         Assert.Equal(HttpStatusCode.Forbidden, (await client.PatchAsJsonAsync($"/admin/keys/{id}", new { rpm_limit = 5 })).StatusCode);
+    }
+
+    [Fact]
+    public async Task Crossing_80_percent_of_the_budget_sends_one_signed_alert_per_day()
+    {
+        var agent = await PricedAgentAsync(delayMs: 0);
+        var hook = TestNames.Unique("budget-alert");
+        var (key, id) = await KeyAsync(new { name = "alerted", tier = "enterprise", daily_budget_usd = 0.013m, alert_webhook_url = platform.Llm.WebhookUrl(hook) });
+        var client = platform.Client(key);
+
+        for (var i = 0; i < 2; i++) Assert.Equal(HttpStatusCode.OK, (await client.ExecuteAsync(new { task = $"alert {i}", agent_type = agent })).StatusCode);
+        await Task.Delay(1500);
+        Assert.Empty(platform.Llm.DeliveriesFor(hook)); // $0.0062: 48 %
+        for (var i = 2; i < 5; i++) await client.ExecuteAsync(new { task = $"alert {i}", agent_type = agent }); // 72 %, 95 %, then refused
+
+        await HttpExtensions.WaitUntilAsync(() => Task.FromResult(platform.Llm.DeliveriesFor(hook).Count > 0), seconds: 20, what: "the budget alert");
+        await Task.Delay(1500);
+        var delivery = Assert.Single(platform.Llm.DeliveriesFor(hook), d => d.Body["percent"]!.GetValue<int>() == 80);
+        Assert.Equal("budget.threshold", delivery.Body["event"]!.GetValue<string>());
+        Assert.Equal(id.ToString(), delivery.Body["key_id"]!.GetValue<string>());
+        Assert.True(delivery.Body["spent_usd"]!.GetValue<decimal>() >= 0.013m * 0.8m);
+        Assert.StartsWith("v1=", delivery.Signature);
+
+        var bad = await Admin.PostAsJsonAsync("/admin/keys", new { name = "bad-alert", tier = "free", alert_webhook_url = "ftp://example.com" });
+        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+        Assert.NotNull((await bad.JsonAsync())["errors"]!["alert_webhook_url"]);
+    }
+
+    [Fact]
+    public async Task Near_its_budget_a_key_gets_the_cheaper_model_of_the_chain_first_and_the_answer_says_so()
+    {
+        var name = TestNames.Unique("degrading");
+        var (dear, cheap) = (TestNames.Unique("dear-model"), TestNames.Unique("cheap-model"));
+        var put = await Admin.PutAsJsonAsync($"/admin/agents/{name}", new
+        {
+            description = "An agent with a dear and a cheap model.",
+            system_prompt = "You are brief.",
+            keywords = new[] { "zzdegrade" },
+            models = new object[]
+            {
+                new { provider = "default", model = dear, input_per_1k = InputPer1K, output_per_1k = OutputPer1K, cost_tier = 3 },
+                new { provider = "default", model = cheap, input_per_1k = 0.0001m, output_per_1k = 0.0002m, cost_tier = 1 },
+            },
+            max_output_tokens = 100,
+        });
+        Assert.True(put.IsSuccessStatusCode, await put.Content.ReadAsStringAsync());
+        platform.Llm.ScriptModel(dear, new LlmStep(Content: "dear answer", PromptTokens: 10, CompletionTokens: 100));
+        platform.Llm.ScriptModel(cheap, new LlmStep(Content: "cheap answer", PromptTokens: 10, CompletionTokens: 100));
+        var (key, _) = await KeyAsync(new { name = "degraded", tier = "enterprise", daily_budget_usd = 0.01m });
+        var client = platform.Client(key);
+
+        var answers = new List<JsonObject>();
+        for (var i = 0; i < 5; i++) answers.Add(await (await client.ExecuteAsync(new { task = $"degrade {i}", agent_type = name })).JsonAsync());
+
+        // $0.0031 a run on the dear model: 0 %, 31 %, 62 %, then past 80 % (and past what a dear run could still fit): cheap.
+        Assert.Equal([dear, dear, dear, cheap, cheap], answers.Select(a => a["model"]!.GetValue<string>()).ToArray());
+        Assert.Equal([false, false, false, true, true], answers.Select(a => a["degraded"]!.GetValue<bool>()).ToArray());
+        Assert.True(answers[3]["runs"]![0]!["degraded"]!.GetValue<bool>());
     }
 
     [Fact]

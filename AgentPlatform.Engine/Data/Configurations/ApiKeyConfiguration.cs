@@ -16,6 +16,7 @@ internal sealed class ApiKeyConfiguration : IEntityTypeConfiguration<ApiKey>
         key.Property(k => k.KeyPrefix).HasMaxLength(16);
         key.Property(k => k.WebhookSecret).HasMaxLength(100);
         key.Property(k => k.DailyBudgetUsd).HasPrecision(18, 6);
+        key.Property(k => k.AlertWebhookUrl).HasMaxLength(2000);
         key.HasIndex(k => k.KeyHash).IsUnique();
     }
 }

@@ -28,6 +28,10 @@ namespace AgentPlatform.Engine.Data.Migrations
                         .ValueGeneratedOnAdd()
                         .HasColumnType("uuid");
 
+                    b.Property<string>("AlertWebhookUrl")
+                        .HasMaxLength(2000)
+                        .HasColumnType("character varying(2000)");
+
                     b.PrimitiveCollection<string[]>("AllowedAgents")
                         .HasColumnType("text[]");
 
