@@ -36,6 +36,18 @@ public sealed class SpendLimitTests(PlatformFixture platform, ITestOutputHelper 
         return name;
     }
 
+    /// <summary>A second Api instance, once its Redis connection is up (a fresh instance refuses limited work until then: 503).</summary>
+    private async Task<HttpClient> SecondInstanceAsync(string key)
+    {
+        var api = platform.StartExtraApi();
+        await HttpExtensions.WaitUntilAsync(async () =>
+            (await PlatformFixture.ClientFor(api, null).GetFromJsonAsync<JsonObject>("/health"))!["checks"]!["redis"]!.GetValue<string>() == "healthy",
+            seconds: 20, what: "the second instance's Redis connection");
+        // One request through it first: its pools and caches warm, as on a replica that has served traffic.
+        Assert.True((await PlatformFixture.ClientFor(api, PlatformFixture.AdminKey).GetAsync("/agent/conversations")).IsSuccessStatusCode);
+        return PlatformFixture.ClientFor(api, key);
+    }
+
     private async Task<(string Key, Guid Id)> KeyAsync(object body)
     {
         var response = await Admin.PostAsJsonAsync("/admin/keys", body);
@@ -51,7 +63,7 @@ public sealed class SpendLimitTests(PlatformFixture platform, ITestOutputHelper 
         const decimal budget = 0.02m;
         var (key, _) = await KeyAsync(new { name = "budget", tier = "enterprise", daily_budget_usd = budget });
         var first = platform.Client(key);
-        var second = PlatformFixture.ClientFor(platform.StartExtraApi(), key);
+        var second = await SecondInstanceAsync(key);
 
         var responses = await Task.WhenAll(Enumerable.Range(0, 100).Select(i =>
             (i % 2 == 0 ? first : second).ExecuteAsync(new { task = $"budget run {i}", agent_type = agent })));
@@ -81,7 +93,7 @@ public sealed class SpendLimitTests(PlatformFixture platform, ITestOutputHelper 
         const int limit = 2_000;
         var (key, _) = await KeyAsync(new { name = "tokens", tier = "enterprise", tpm_limit = limit });
         var first = platform.Client(key);
-        var second = PlatformFixture.ClientFor(platform.StartExtraApi(), key);
+        var second = await SecondInstanceAsync(key);
 
         var responses = await Task.WhenAll(Enumerable.Range(0, 60).Select(i =>
             (i % 2 == 0 ? first : second).ExecuteAsync(new { task = $"token run {i}", agent_type = agent })));
