@@ -38,10 +38,11 @@ public sealed class UsageLedgerWriter(UsageLedger ledger, NpgsqlDataSource dataS
         while (!stoppingToken.IsCancellationRequested)
         {
             var interval = options.Value.FlushInterval;
-            var wait = _failures == 0 ? interval : TimeSpan.FromTicks(Math.Min(MaxBackoff.Ticks, interval.Ticks << Math.Min(_failures, 10)));
             try
             {
-                await ledger.WaitForBatchAsync(wait, stoppingToken);
+                // After a failed write, a full buffer must not turn the retries into a busy loop: back off, doubling up to 10 s.
+                if (_failures == 0) await ledger.WaitForBatchAsync(interval, stoppingToken);
+                else await Task.Delay(TimeSpan.FromTicks(Math.Min(MaxBackoff.Ticks, interval.Ticks << Math.Min(_failures, 10))), stoppingToken);
             }
             catch (OperationCanceledException)
             {
