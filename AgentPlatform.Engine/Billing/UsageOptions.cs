@@ -1,5 +1,3 @@
-using System.ComponentModel.DataAnnotations;
-
 namespace AgentPlatform.Engine.Billing;
 
 /// <summary>Binds "Usage": how the usage ledger is written and read.</summary>
@@ -11,17 +9,14 @@ public sealed class UsageOptions
     public TimeSpan FlushInterval { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>Entries per INSERT; a full batch is written at once, without waiting for the interval.</summary>
-    [Range(1, 100_000)]
     public int MaxBatchSize { get; set; } = 1_000;
 
     /// <summary>
     /// Entries held in memory while Postgres cannot take them. Past it new entries are refused — logged as errors and counted
     /// in agent_usage_ledger_dropped_total — rather than letting an outage exhaust the process's memory (~300 bytes each).
     /// </summary>
-    [Range(1, 10_000_000)]
     public int MaxBufferedEntries { get; set; } = 200_000;
 
     /// <summary>The longest range GET /usage and GET /admin/usage answer for.</summary>
-    [Range(1, 3_660)]
     public int MaxRangeDays { get; set; } = 366;
 }
