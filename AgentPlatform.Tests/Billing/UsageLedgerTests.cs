@@ -23,9 +23,18 @@ namespace AgentPlatform.Tests.Billing;
 /// up to the tasks' own costs to the last digit, and none is lost to a shutdown, a Redis restart or a Postgres outage.
 /// </summary>
 [Collection(PlatformCollection.Name)]
-public sealed class UsageLedgerTests(PlatformFixture platform, ITestOutputHelper output)
+public sealed class UsageLedgerTests(PlatformFixture platform, ITestOutputHelper output) : IAsyncLifetime
 {
     private HttpClient Admin => platform.Client(PlatformFixture.AdminKey);
+    private readonly List<string> _agents = [];
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    /// <summary>The agents a test made go away with it: left behind, they would take part in other tests' routing.</summary>
+    public async Task DisposeAsync()
+    {
+        foreach (var agent in _agents) await Admin.DeleteAsync($"/admin/agents/{agent}");
+    }
 
     private async Task<(Guid Id, HttpClient Client)> NewKeyAsync()
     {
@@ -38,7 +47,7 @@ public sealed class UsageLedgerTests(PlatformFixture platform, ITestOutputHelper
     {
         var definition = new JsonObject
         {
-            ["description"] = $"Ledger test agent {name}.",
+            ["description"] = $"Zzledger fixture {name}.",
             ["system_prompt"] = "You answer.",
             ["keywords"] = new JsonArray("zzledger"),
             ["models"] = new JsonArray(new JsonObject
@@ -48,6 +57,7 @@ public sealed class UsageLedgerTests(PlatformFixture platform, ITestOutputHelper
         };
         if (tools is not null) definition["tools"] = new JsonArray(tools.Select(t => (JsonNode?)t).ToArray());
         if (contextWindow is not null) (definition["max_output_tokens"], definition["context_window_tokens"]) = (100, contextWindow);
+        _agents.Add(name);
         var response = await Admin.PutAsJsonAsync($"/admin/agents/{name}", definition);
         Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
     }
