@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Json.Serialization;
 using Npgsql;
 
 namespace AgentPlatform.Engine.Billing;
@@ -31,7 +32,8 @@ public sealed record UsageTotals(long Calls, long InputTokens, long OutputTokens
 
 /// <param name="Group">The day (yyyy-MM-dd, UTC), agent, model, kind or key id; null where the entries have none (an embedding's agent).</param>
 /// <param name="Name">The key's name, when grouped by key.</param>
-public sealed record UsageGroup(string? Group, long Calls, long InputTokens, long OutputTokens, decimal CostUsd, string? Name = null)
+public sealed record UsageGroup(string? Group, long Calls, long InputTokens, long OutputTokens, decimal CostUsd,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Name = null)
 {
     public long TotalTokens => InputTokens + OutputTokens;
 }
