@@ -12,6 +12,7 @@ var app = builder.Build();
 app.UseApplicationPipeline();
 app.MapDefaultEndpoints();
 app.MapOperationsApi();
+app.MapUsageApi();
 app.MapAdminApi();
 app.MapAgentsApi();
 app.MapAgentTaskApi();

@@ -226,6 +226,7 @@ public static class EngineExtensions
         services.AddScoped<WebhookDeliveryJob>();
         builder.AddAgentTools();
         builder.AddLongTermMemory();
+        builder.AddUsageLedger();
         return builder;
     }
 

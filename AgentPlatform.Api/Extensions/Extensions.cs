@@ -3,6 +3,7 @@ using System.Text.Json.Serialization;
 using AgentPlatform.Api.Admission;
 using AgentPlatform.Api.Auth;
 using AgentPlatform.Api.Health;
+using AgentPlatform.Engine.Billing;
 using AgentPlatform.Engine.Data;
 using AgentPlatform.Engine.Tasks;
 using Microsoft.AspNetCore.Authorization;
@@ -136,7 +137,8 @@ public static class Extensions
             });
         });
         app.UseAuthentication();
-        // Every log line of an authenticated request carries the key's id (never the key itself).
+        // Every log line of an authenticated request carries the key's id (never the key itself), and every billable call
+        // it makes (routing and memory embeddings, /v1/embeddings, its sync task) goes to the key's usage.
         app.Use(async (context, next) =>
         {
             var keyId = context.User.FindFirst("key_id")?.Value;
@@ -147,6 +149,7 @@ public static class Extensions
             }
             var logger = context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("AgentPlatform.Api");
             using (logger.BeginScope(new Dictionary<string, object> { ["ApiKeyId"] = keyId }))
+            using (UsageScope.Begin(Guid.Parse(keyId)))
             {
                 await next(context);
             }

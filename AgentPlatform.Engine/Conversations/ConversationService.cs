@@ -1,5 +1,6 @@
 using System.Text;
 using AgentPlatform.Engine.Agents;
+using AgentPlatform.Engine.Billing;
 using AgentPlatform.Engine.Execution;
 using AgentPlatform.Engine.Llm;
 using AgentPlatform.Engine.Memory;
@@ -104,6 +105,7 @@ public sealed class ConversationService(ConversationStore store, AgentRegistry r
         CancellationToken cancellationToken)
     {
         using var scope = ModelAttemptLog.Begin(out var attempts);
+        using var kind = UsageScope.BeginKind(UsageKinds.Summary);
         var transcript = new StringBuilder();
         if (previous is not null) transcript.Append("Summary of what came before:\n").Append(previous).Append("\n\n");
         foreach (var message in older) transcript.Append(message.Role).Append(": ").Append(message.Content).Append('\n');

@@ -14,6 +14,7 @@ public sealed class AgentDbContext(DbContextOptions<AgentDbContext> options) : D
     public DbSet<Conversations.ConversationMessage> ConversationMessages => Set<Conversations.ConversationMessage>();
     public DbSet<Memory.StoredVectorCollection> VectorCollections => Set<Memory.StoredVectorCollection>();
     public DbSet<Memory.StoredVector> Vectors => Set<Memory.StoredVector>();
+    public DbSet<Billing.UsageEntry> UsageLedger => Set<Billing.UsageEntry>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder) =>
         modelBuilder.ApplyConfigurationsFromAssembly(typeof(AgentDbContext).Assembly);

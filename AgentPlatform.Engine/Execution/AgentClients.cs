@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using AgentPlatform.Engine.Agents;
+using AgentPlatform.Engine.Billing;
 using AgentPlatform.Engine.Llm;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Logging;
@@ -10,10 +11,11 @@ namespace AgentPlatform.Engine.Execution;
 /// <summary>
 /// Each agent's LLM pipeline, read top to bottom:
 /// function invocation (tools) → fallback over the model chain → per model: circuit breaker →
-/// metering → OpenTelemetry → logging → provider. Rebuilt when the agent's definition changes;
+/// metering (metrics, the run's log, the usage ledger) → OpenTelemetry → logging → provider. Rebuilt when the agent's definition changes;
 /// breakers outlive rebuilds.
 /// </summary>
-public sealed class AgentClients(ChatClientPool pool, CircuitBreakers breakers, IOptions<LlmOptions> llm, ILoggerFactory loggerFactory)
+public sealed class AgentClients(ChatClientPool pool, CircuitBreakers breakers, IOptions<LlmOptions> llm, UsageLedger ledger,
+    ILoggerFactory loggerFactory)
 {
     private readonly ConcurrentDictionary<string, (AgentDefinition Definition, IChatClient Client, FallbackChatClient Chain)> _clients =
         new(StringComparer.OrdinalIgnoreCase);
@@ -56,7 +58,7 @@ public sealed class AgentClients(ChatClientPool pool, CircuitBreakers breakers, 
             .Select(o => new FallbackChatClient.Link(o.Resolved.Provider, o.Resolved.Model,
                 new CircuitBreakerChatClient(
                     new ChatClientBuilder(pool.For(o.Resolved.Provider, o.Resolved.Model))
-                        .UseMetering(llm.Value, o.Resolved.Model, o.Option.InputPer1K, o.Option.OutputPer1K)
+                        .UseMetering(llm.Value, o.Resolved.Model, o.Option.InputPer1K, o.Option.OutputPer1K, ledger, agent.Name)
                         .Build(),
                     breakers.For(new BreakerKey(agent.Name, o.Resolved.Provider, o.Resolved.Model)))))
             .ToList();

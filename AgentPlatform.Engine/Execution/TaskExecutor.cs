@@ -16,8 +16,8 @@ namespace AgentPlatform.Engine.Execution;
 /// the others are cancelled, so the run lasts as long as that participant, never the sum;</item>
 /// <item>cascade — each participant refines the previous one's answer; the last good answer wins.</item>
 /// </list>
-/// Cost counts every run that got an answer back, winner or not; a cancelled call counts nothing
-/// (the provider may still bill its prompt).
+/// Cost counts every call that got an answer back, winner or not, in a run that was cancelled too (as the usage
+/// ledger does); a cancelled call counts nothing (the provider may still bill its prompt).
 /// </summary>
 public sealed class TaskExecutor(AgentRegistry registry, AgentInvoker invoker)
 {
@@ -29,12 +29,20 @@ public sealed class TaskExecutor(AgentRegistry registry, AgentInvoker invoker)
 
         using var activity = PlatformTelemetry.ActivitySource.StartActivity("agent.execute");
         activity?.SetTag("agent.strategy", decision.Strategy);
-        var result = decision.Strategy switch
+        ExecutionResult result;
+        try
         {
-            Strategies.Parallel when agents.Count > 1 => await ParallelAsync(agents, input with { OnUpdate = null }, caller, cancellationToken),
-            Strategies.Cascade when agents.Count > 1 => await CascadeAsync(agents, input with { OnUpdate = null }, caller, cancellationToken),
-            _ => await SingleAsync(agents[0], input, caller, cancellationToken),
-        };
+            result = decision.Strategy switch
+            {
+                Strategies.Parallel when agents.Count > 1 => await ParallelAsync(agents, input with { OnUpdate = null }, caller, cancellationToken),
+                Strategies.Cascade when agents.Count > 1 => await CascadeAsync(agents, input with { OnUpdate = null }, caller, cancellationToken),
+                _ => await SingleAsync(agents[0], input, caller, cancellationToken),
+            };
+        }
+        catch (OperationCanceledException e) when (cancellationToken.IsCancellationRequested && input.Preparation.Count > 0)
+        {
+            throw Spent(e, input.Preparation, cancellationToken);
+        }
         // Several agents answer in turn or at once: only the winner's answer is worth streaming, and it is known at the end.
         if (result.Strategy != Strategies.Single && input.OnUpdate is { } stream && result.Winner?.Text is { Length: > 0 } text)
             await stream(new ChatResponseUpdate(ChatRole.Assistant, text) { ModelId = result.Winner.Model }, cancellationToken);
@@ -63,8 +71,8 @@ public sealed class TaskExecutor(AgentRegistry registry, AgentInvoker invoker)
             await losers.CancelAsync();
             break;
         }
-        cancellationToken.ThrowIfCancellationRequested();
         var all = await Task.WhenAll(runs);
+        if (cancellationToken.IsCancellationRequested) throw Spent(new OperationCanceledException(cancellationToken), all, cancellationToken);
         return new ExecutionResult(Strategies.Parallel, winner,
             all.Select(r => r == winner || !r.Succeeded ? r : r with { Outcome = "not_chosen" }).ToList());
     }
@@ -76,9 +84,12 @@ public sealed class TaskExecutor(AgentRegistry registry, AgentInvoker invoker)
         {
             return await invoker.RunAsync(agent, input, caller, cancellationToken);
         }
-        catch (OperationCanceledException)
+        catch (OperationCanceledException e)
         {
-            return new AgentRun(agent.Name, "cancelled", null, null, null, null, 0, 0, 0m, 0, "Another agent's answer won.", []);
+            // A loser cut short after some of its calls were answered (a tool loop) was billed for those.
+            var spent = e as RunCancelledException;
+            return new AgentRun(agent.Name, "cancelled", null, null, null, null, spent?.InputTokens ?? 0, spent?.OutputTokens ?? 0,
+                spent?.CostUsd ?? 0m, 0, "Another agent's answer won.", []);
         }
     }
 
@@ -105,10 +116,31 @@ public sealed class TaskExecutor(AgentRegistry registry, AgentInvoker invoker)
                     ],
                 };
             }
-            var run = await invoker.RunAsync(agent, step, caller, cancellationToken);
+            AgentRun run;
+            try
+            {
+                run = await invoker.RunAsync(agent, step, caller, cancellationToken);
+            }
+            catch (OperationCanceledException e) when (cancellationToken.IsCancellationRequested && runs.Count > 0)
+            {
+                throw Spent(e, runs, cancellationToken);
+            }
             runs.Add(run);
             if (run.Succeeded) last = run;
         }
         return new ExecutionResult(Strategies.Cascade, last, runs);
+    }
+
+    /// <summary>
+    /// A cancel that stopped the execution: what the runs finished before it (a cascade's earlier steps, a summary, the
+    /// parallel participants) and the run it cut short had spent, for the cancelled task to record.
+    /// </summary>
+    private static OperationCanceledException Spent(OperationCanceledException cancel, IEnumerable<AgentRun> finished, CancellationToken token)
+    {
+        var cut = cancel as RunCancelledException;
+        var runs = finished.ToList();
+        var (input, output, cost) = (runs.Sum(r => r.PromptTokens) + (cut?.InputTokens ?? 0), runs.Sum(r => r.CompletionTokens) + (cut?.OutputTokens ?? 0),
+            runs.Sum(r => r.CostUsd) + (cut?.CostUsd ?? 0m));
+        return input + output == 0 && cost == 0 ? cancel : new RunCancelledException(input, output, cost, token);
     }
 }

@@ -1,3 +1,4 @@
+using AgentPlatform.Engine.Billing;
 using AgentPlatform.Engine.Conversations;
 using AgentPlatform.Engine.Routing;
 using Microsoft.Extensions.AI;
@@ -12,9 +13,10 @@ public sealed record ClientEmbeddingResult(string Model, IReadOnlyList<float[]> 
 /// Embeddings a client asks for (the OpenAI-compatible /v1/embeddings): the configured embedding model at the default
 /// provider, or the local embedding when no provider serves embeddings. Unlike the router's embeddings there is no
 /// fallback from one to the other: vectors of two spaces cannot be compared, so a provider failure is the client's error
-/// to see. The provider's HttpClient retries transient failures; tokens and cost are metered like chat calls.
+/// to see. The provider's HttpClient retries transient failures; tokens and cost are metered like chat calls (metrics and
+/// the usage ledger, for the key of the request's <see cref="UsageScope"/>).
 /// </summary>
-public sealed class ClientEmbeddings(ChatClientPool pool, IOptions<LlmOptions> llm)
+public sealed class ClientEmbeddings(ChatClientPool pool, IOptions<LlmOptions> llm, UsageLedger ledger)
 {
     private readonly Lazy<IEmbeddingGenerator<string, Embedding<float>>?> _provider = new(pool.CreateEmbeddingGenerator);
 
@@ -43,7 +45,7 @@ public sealed class ClientEmbeddings(ChatClientPool pool, IOptions<LlmOptions> l
         var model = llm.Value.EmbeddingModel;
         var generated = await provider.GenerateAsync(texts, new EmbeddingGenerationOptions { Dimensions = dimensions }, cancellationToken);
         var tokens = generated.Usage?.InputTokenCount ?? 0;
-        var cost = RoutingEmbeddings.Meter(llm.Value, model, tokens);
+        var cost = RoutingEmbeddings.Meter(llm.Value, model, tokens, ledger);
         return new ClientEmbeddingResult(model, generated.Select(e => e.Vector.ToArray()).ToList(), tokens, cost);
     }
 }

@@ -1,13 +1,17 @@
 using Microsoft.Extensions.AI;
+using AgentPlatform.Engine.Billing;
 using AgentPlatform.Engine.Telemetry;
 
 namespace AgentPlatform.Engine.Llm;
 
 /// <summary>
-/// Prices each response from its usage, records token and cost metrics, and adds both to the run's
-/// <see cref="ModelAttemptLog"/> — the one place a call is priced.
+/// Prices each response from its usage, records token and cost metrics, adds both to the run's
+/// <see cref="ModelAttemptLog"/> and writes one entry to the <see cref="UsageLedger"/> (for the key, task and session of
+/// the <see cref="UsageScope"/>) — the one place a call is priced.
 /// </summary>
-public sealed class MeteringChatClient(IChatClient inner, LlmOptions options, string model, decimal? inputPer1K = null, decimal? outputPer1K = null)
+/// <param name="agent">The agent whose pipeline this is, for the ledger.</param>
+public sealed class MeteringChatClient(IChatClient inner, LlmOptions options, string model, decimal? inputPer1K = null, decimal? outputPer1K = null,
+    UsageLedger? ledger = null, string? agent = null)
     : DelegatingChatClient(inner)
 {
     public override async Task<ChatResponse> GetResponseAsync(
@@ -47,12 +51,15 @@ public sealed class MeteringChatClient(IChatClient inner, LlmOptions options, st
         PlatformTelemetry.LlmTokens.Add(output, new("model", model), new("token_type", "completion"));
         PlatformTelemetry.CostUsd.Add((double)cost, new KeyValuePair<string, object?>("model", model));
         ModelAttemptLog.Current?.AddUsage(input, output, cost);
+        ledger?.Record(UsageScope.Current?.Kind ?? UsageKinds.Chat, agent, model, input, output, cost);
     }
 }
 
 public static class MeteringChatClientExtensions
 {
+    /// <param name="ledger">Where each priced call is recorded; null records metrics only.</param>
+    /// <param name="agent">The agent the pipeline belongs to, named in the ledger.</param>
     public static ChatClientBuilder UseMetering(this ChatClientBuilder builder, LlmOptions options, string model,
-        decimal? inputPer1K = null, decimal? outputPer1K = null) =>
-        builder.Use(inner => new MeteringChatClient(inner, options, model, inputPer1K, outputPer1K));
+        decimal? inputPer1K = null, decimal? outputPer1K = null, UsageLedger? ledger = null, string? agent = null) =>
+        builder.Use(inner => new MeteringChatClient(inner, options, model, inputPer1K, outputPer1K, ledger, agent));
 }

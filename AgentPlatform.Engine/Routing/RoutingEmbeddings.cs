@@ -1,3 +1,4 @@
+using AgentPlatform.Engine.Billing;
 using AgentPlatform.Engine.Llm;
 using AgentPlatform.Engine.Telemetry;
 using Microsoft.Extensions.AI;
@@ -31,26 +32,28 @@ public sealed class RoutingEmbeddings
     private readonly IEmbeddingGenerator<string, Embedding<float>>? _provider;
     private readonly ResiliencePipelineProvider<string>? _pipelines;
     private readonly IOptions<LlmOptions> _llm;
+    private readonly UsageLedger? _ledger;
     private readonly ILogger _logger;
 
     public RoutingEmbeddings(ChatClientPool pool, ResiliencePipelineProvider<string> pipelines, IOptions<LlmOptions> llm,
-        ILogger<RoutingEmbeddings> logger)
-        : this(pool.CreateEmbeddingGenerator(), pipelines, llm, logger)
+        UsageLedger ledger, ILogger<RoutingEmbeddings> logger)
+        : this(pool.CreateEmbeddingGenerator(), pipelines, llm, ledger, logger)
     {
     }
 
     private RoutingEmbeddings(IEmbeddingGenerator<string, Embedding<float>>? provider, ResiliencePipelineProvider<string>? pipelines,
-        IOptions<LlmOptions> llm, ILogger logger)
+        IOptions<LlmOptions> llm, UsageLedger? ledger, ILogger logger)
     {
         _provider = provider;
         _pipelines = pipelines;
         _llm = llm;
+        _ledger = ledger;
         _logger = logger;
     }
 
     /// <summary>Only the local embedding (benchmarks, tests of the router itself).</summary>
     public static RoutingEmbeddings LocalOnly() =>
-        new(null, null, Options.Create(new LlmOptions()), Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+        new(null, null, Options.Create(new LlmOptions()), null, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
 
     /// <summary>The space <see cref="EmbedAsync"/> answers in when all goes well.</summary>
     public string PreferredSpace => _provider is null ? LocalSpace : _llm.Value.EmbeddingModel;
@@ -114,14 +117,18 @@ public sealed class RoutingEmbeddings
         new(LocalSpace, texts.Select(LocalEmbeddingGenerator.Embed).ToList());
 
     private void Meter(GeneratedEmbeddings<Embedding<float>> generated) =>
-        Meter(_llm.Value, _llm.Value.EmbeddingModel, generated.Usage?.InputTokenCount ?? 0);
+        Meter(_llm.Value, _llm.Value.EmbeddingModel, generated.Usage?.InputTokenCount ?? 0, _ledger);
 
-    /// <summary>Records an embedding call's tokens and cost in the metrics (the one place embeddings are priced); returns the cost.</summary>
-    public static decimal Meter(LlmOptions llm, string model, long tokens)
+    /// <summary>
+    /// Records an embedding call's tokens and cost in the metrics and, when a <paramref name="ledger"/> is given, as one
+    /// ledger entry for the <see cref="UsageScope"/>'s key (the one place embeddings are priced); returns the cost.
+    /// </summary>
+    public static decimal Meter(LlmOptions llm, string model, long tokens, UsageLedger? ledger)
     {
+        var cost = tokens <= 0 ? 0m : llm.CostOf(model, tokens, 0);
+        ledger?.Record(UsageKinds.Embedding, null, model, Math.Max(tokens, 0), 0, cost);
         if (tokens <= 0) return 0m;
         PlatformTelemetry.LlmTokens.Add(tokens, new("model", model), new("token_type", "input"));
-        var cost = llm.CostOf(model, tokens, 0);
         if (cost > 0) PlatformTelemetry.CostUsd.Add((double)cost, new KeyValuePair<string, object?>("model", model));
         return cost;
     }

@@ -126,6 +126,7 @@ public sealed class TaskRunner(
         CancellationToken cancellationToken, RunInput? input = null)
     {
         using var activity = StartActivity(task);
+        using var usage = Billing.UsageScope.Begin(task.ApiKeyId, task.Id, task.SessionId);
         using var run = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, held.Lost);
         // The decision was made (and shown to the client) when the task was accepted; an old task without one is routed now.
         using var toolCalls = ToolCallLog.Begin();
