@@ -217,6 +217,7 @@ public static class EngineExtensions
         services.AddScoped<WebhookDeliveryJob>();
         builder.AddAgentTools();
         builder.AddLongTermMemory();
+        builder.AddResponseCache();
         return builder;
     }
 

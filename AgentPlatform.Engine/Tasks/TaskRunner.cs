@@ -1,6 +1,7 @@
 using System.Linq.Expressions;
 using System.Diagnostics;
 using AgentPlatform.Engine.Agents;
+using AgentPlatform.Engine.Caching;
 using AgentPlatform.Engine.Conversations;
 using AgentPlatform.Engine.Data;
 using AgentPlatform.Engine.Execution;
@@ -34,8 +35,8 @@ public enum CancellationOutcome
 /// </summary>
 public sealed class TaskRunner(
     AgentDbContext db, AgentRegistry agents, AgentRouter router, TaskExecutor executor, TaskEvents events, TaskLeases leases,
-    ConversationService conversations, ConversationStore history, NpgsqlDataSource dataSource, IOptions<QueueOptions> queue,
-    ILogger<TaskRunner> logger)
+    ConversationService conversations, ConversationStore history, ResponseCache cache, NpgsqlDataSource dataSource,
+    IOptions<QueueOptions> queue, ILogger<TaskRunner> logger)
 {
     /// <summary>Runs a stored task (the Worker's path): loads it, claims it, executes it.</summary>
     public async Task<AgentTask?> RunAsync(Guid taskId, CancellationOutcome onCancel, CancellationToken cancellationToken)
@@ -142,14 +143,23 @@ public sealed class TaskRunner(
                 activity?.SetTag("conversation.history.summarized", turn.Window.MessagesSummarized);
                 activity?.SetTag("conversation.context_window", turn.Window.ContextWindow);
             }
-            var result = await executor.ExecuteAsync(decision, turn?.Input ?? input, caller, run.Token);
+            var asked = turn?.Input ?? input;
+            // A hit completes the task with the cached answer: no LLM call, no tokens, no cost. The outcome is on the task
+            // before anything is streamed, so a streaming endpoint can name it in its headers.
+            var cached = await cache.LookupAsync(task, decision, asked, caller, run.Token);
+            task.CacheOutcome = cached.Outcome;
+            var result = cached.IsHit
+                ? await cache.ServeAsync(cached, asked, run.Token)
+                : await executor.ExecuteAsync(decision, asked, caller, run.Token);
             var winner = result.Winner;
             var routing = new TaskRouting(decision, result.Runs).ToJson();
             var calls = ToolCallsJson(toolCalls.Log);
             if (winner is not null)
             {
-                return await FinishAsync(task, TaskStatus.Completed, winner.Agent, winner.Text, null, winner.Model, result, routing, calls, clock.Elapsed,
+                var done = await FinishAsync(task, TaskStatus.Completed, winner.Agent, winner.Text, null, winner.Model, result, routing, calls, clock.Elapsed,
                     turn: turn);
+                if (done?.Status == TaskStatus.Completed) await cache.StoreAsync(cached, result, asked);
+                return done;
             }
             var error = result.Runs.Count == 0
                 ? $"Agent '{decision.Agent}' no longer exists."
@@ -261,6 +271,7 @@ public sealed class TaskRunner(
                         .SetProperty(t => t.Strategy, task.Strategy)
                         .SetProperty(t => t.RoutingJson, task.RoutingJson)
                         .SetProperty(t => t.ToolCallsJson, task.ToolCallsJson)
+                        .SetProperty(t => t.CacheOutcome, task.CacheOutcome)
                         .SetProperty(t => t.LeaseOwner, task.LeaseOwner)
                         .SetProperty(t => t.LeaseExpiresAt, (DateTimeOffset?)null)
                         .SetProperty(t => t.CompletedAt, task.CompletedAt), CancellationToken.None);
