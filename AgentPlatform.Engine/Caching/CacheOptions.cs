@@ -42,6 +42,13 @@ public sealed class CacheOptions
     /// </summary>
     public int SemanticMaxPromptLength { get; set; } = 4_000;
 
+    /// <summary>
+    /// Most semantic entries one group keeps (one key, or the shared scope, with one agent, system prompt, options and history);
+    /// a new one beyond it replaces the one that expires first. The embedded store's search scans a group's points (about
+    /// 75 µs each here: 1,000 points add about 0.1 s to every miss of the group); Qdrant's index does not.
+    /// </summary>
+    public int SemanticMaxEntries { get; set; } = 1_000;
+
     /// <summary>How long a run waits for the semantic lookup (embedding and search) before it goes on without it.</summary>
     public TimeSpan SemanticTimeout { get; set; } = TimeSpan.FromSeconds(1);
 
@@ -70,6 +77,7 @@ public sealed partial class CacheOptionsValidator : IValidateOptions<CacheOption
         if (!(options.SemanticThreshold is >= AgentCacheOptions.MinSemanticThreshold and <= 1))
             errors.Add($"{section}:SemanticThreshold must be between {AgentCacheOptions.MinSemanticThreshold} and 1 (a cosine similarity).");
         if (options.SemanticMaxPromptLength is < 1 or > 100_000) errors.Add($"{section}:SemanticMaxPromptLength must be between 1 and 100,000.");
+        if (options.SemanticMaxEntries is < 1 or > 10_000_000) errors.Add($"{section}:SemanticMaxEntries must be between 1 and 10,000,000.");
         if (options.SemanticTimeout <= TimeSpan.Zero || options.SemanticTimeout > TimeSpan.FromMinutes(1))
             errors.Add($"{section}:SemanticTimeout must be between 0 and 1 minute.");
         if (options.MaxAnswerLength is < 1 or > 10_000_000) errors.Add($"{section}:MaxAnswerLength must be between 1 and 10,000,000.");

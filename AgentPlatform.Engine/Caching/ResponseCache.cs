@@ -26,7 +26,9 @@ namespace AgentPlatform.Engine.Caching;
 /// searched within the same scope and the same <see cref="PromptFingerprint.Context"/> (payload filters inside the query)
 /// above the agent's similarity threshold. The point refers to the exact entry, so it serves only while that entry lives:
 /// both expire together. Its payload keeps the expiry too: an expired point found by a search is deleted then, and each
-/// store deletes up to <see cref="PurgeBatch"/> expired points of its group (a Redis sorted set keeps their expiries).</item>
+/// store deletes up to <see cref="PurgeBatch"/> expired points of its group (a Redis sorted set keeps their expiries), and
+/// the points beyond <see cref="CacheOptions.SemanticMaxEntries"/>, those that expire first: the embedded store's search
+/// scans a group's points, so a group must stay small.</item>
 /// </list>
 /// Scope: the API key by default; one scope for every key when all the run's agents say <c>cache.shared</c>. A run is
 /// cacheable when every participating agent has caching on, its temperature is at most <see cref="CacheOptions.MaxTemperature"/>,
@@ -66,14 +68,20 @@ public sealed class ResponseCache(
         return 1
         """;
 
-    // KEYS: the group's points. ARGV: point id, its expiry (unix ms), now (unix ms), the set's own ttl ms, batch.
-    // Tracks the new point; returns (and forgets) up to a batch of the group's expired points, for the caller to delete.
+    // KEYS: the group's points. ARGV: point id, its expiry (unix ms), now (unix ms), the set's own ttl ms, batch, most points.
+    // Tracks the new point; returns (and forgets) up to a batch of the group's expired points, then the points beyond the
+    // most a group keeps (those that expire first), for the caller to delete.
     private const string TrackScript = """
         redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
         redis.call('PEXPIRE', KEYS[1], ARGV[4])
-        local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[3], 'LIMIT', 0, tonumber(ARGV[5]))
-        if #expired > 0 then redis.call('ZREM', KEYS[1], unpack(expired)) end
-        return expired
+        local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[3], 'LIMIT', 0, tonumber(ARGV[5]))
+        if #gone > 0 then redis.call('ZREM', KEYS[1], unpack(gone)) end
+        local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[6])
+        if over > 0 then
+          local oldest = redis.call('ZPOPMIN', KEYS[1], over)
+          for i = 1, #oldest, 2 do gone[#gone + 1] = oldest[i] end
+        end
+        return gone
         """;
 
     /// <summary>
@@ -172,7 +180,7 @@ public sealed class ResponseCache(
             var expired = (RedisResult[])(await database.ScriptEvaluateAsync(TrackScript,
                 [(RedisKey)$"cache:points:{point.Collection.Name}:{slot.Scope}:{slot.Fingerprint.Context}"],
                 [id.ToString("D"), expires.ToUnixTimeMilliseconds(), now.ToUnixTimeMilliseconds(),
-                    (long)(slot.Ttl + TimeSpan.FromDays(1)).TotalMilliseconds, PurgeBatch]))!;
+                    (long)(slot.Ttl + TimeSpan.FromDays(1)).TotalMilliseconds, PurgeBatch, settings.SemanticMaxEntries]))!;
             foreach (var gone in expired)
                 if (Guid.TryParse((string?)gone, out var stale)) await vectors.DeleteAsync(point.Collection.Name, stale, filter, CancellationToken.None);
         }

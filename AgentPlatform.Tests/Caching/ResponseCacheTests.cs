@@ -254,6 +254,28 @@ public sealed class ResponseCacheTests(PlatformFixture platform) : IAsyncLifetim
     }
 
     [Fact]
+    public async Task A_group_keeps_at_most_the_configured_number_of_semantic_entries_and_the_exact_tier_keeps_them_all()
+    {
+        var api = platform.StartExtraApi(overrides: new Dictionary<string, string> { ["Cache__SemanticMaxEntries"] = "2" });
+        var (agent, model) = await AgentAsync();
+        var client = PlatformFixture.ClientFor(api, await platform.CreateKeyAsync());
+        const string revolution = "Summarize the causes of the French revolution";
+
+        foreach (var prompt in new[] { Photosynthesis, "Describe the water cycle in nature", revolution })
+            Assert.Equal("MISS", XCache((await ExecuteAsync(client, new { task = prompt, agent_type = agent })).Response));
+        var (evicted, _) = await ExecuteAsync(client, new { task = Paraphrase, agent_type = agent });
+        var (kept, _) = await ExecuteAsync(client, new { task = "Please summarize the causes of the French revolution?", agent_type = agent });
+        var (exact, _) = await ExecuteAsync(client, new { task = Photosynthesis, agent_type = agent });
+
+        Assert.Equal(["MISS", "SEMANTIC", "HIT"], new[] { evicted, kept, exact }.Select(XCache));
+        Assert.Equal(4, ModelCalls(model));
+        await using var db = NpgsqlDataSource.Create(platform.DatabaseConnectionString);
+        await using var count = db.CreateCommand("""SELECT count(*) FROM vector_points WHERE "Payload"->>'agents' = $1""");
+        count.Parameters.Add(new NpgsqlParameter { Value = agent });
+        Assert.Equal(2L, await count.ExecuteScalarAsync());
+    }
+
+    [Fact]
     public async Task Streaming_chat_turns_and_streamed_completions_are_replayed_from_either_cache()
     {
         var (agent, model) = await AgentAsync();
