@@ -2,13 +2,12 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using AgentPlatform.Engine.Agents;
 using AgentPlatform.Engine.Execution;
-using AgentPlatform.Engine.Llm;
 using Microsoft.Extensions.AI;
 
 namespace AgentPlatform.Engine.Caching;
 
-/// <summary>One agent of a run as the cache sees it: its model chain and the options its run sends.</summary>
-public sealed record CacheParticipant(AgentDefinition Agent, IReadOnlyList<FallbackChatClient.Link> Chain, ChatOptions Options);
+/// <summary>One agent of a run as the cache sees it: its model chain ("provider/model", in the order tried) and the options its run sends.</summary>
+public sealed record CacheParticipant(AgentDefinition Agent, IReadOnlyList<string> Chain, ChatOptions Options);
 
 /// <summary>
 /// What identifies a run's answer, as hashes of a canonical form (SHA-256, hex):
@@ -46,7 +45,7 @@ public sealed record PromptFingerprint(string Exact, string Context, string? Sem
                 json.WriteStartObject();
                 json.WriteString("agent", participant.Agent.Name);
                 json.WriteStartArray("chain");
-                foreach (var link in participant.Chain) json.WriteStringValue($"{link.Provider}/{link.Model}");
+                foreach (var link in participant.Chain) json.WriteStringValue(link);
                 json.WriteEndArray();
                 json.WritePropertyName("options");
                 WriteOptions(json, participant.Options);

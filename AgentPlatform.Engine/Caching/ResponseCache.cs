@@ -92,6 +92,21 @@ public sealed class ResponseCache(
     public async Task<CacheLookup> LookupAsync(AgentTask task, RoutingDecision decision, RunInput input, ToolCaller caller,
         CancellationToken cancellationToken)
     {
+        try
+        {
+            return await LookUpAsync(task, decision, input, caller, cancellationToken);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // Whatever else goes wrong in the cache is a bug to log, not a reason to fail the user's run.
+            logger.LogError(e, "The response cache lookup failed unexpectedly; the run goes on without the cache");
+            return Tagged(CacheLookup.NotCacheable, "the cache failed");
+        }
+    }
+
+    private async Task<CacheLookup> LookUpAsync(AgentTask task, RoutingDecision decision, RunInput input, ToolCaller caller,
+        CancellationToken cancellationToken)
+    {
         if (task.CacheOutcome == CacheOutcomes.Bypass) return Tagged(CacheLookup.Bypassed, "the client asked for a fresh answer");
         if (Participants(decision, input, caller, out var strategy, out var reason) is not { } participants)
             return Tagged(CacheLookup.NotCacheable, reason);
@@ -132,7 +147,7 @@ public sealed class ResponseCache(
         if (input.OnUpdate is { } stream)
         {
             foreach (var chunk in Chunks(hit.Text))
-                await stream(new ChatResponseUpdate(ChatRole.Assistant, chunk) { ModelId = hit.Model, FinishReason = null }, cancellationToken);
+                await stream(new ChatResponseUpdate(ChatRole.Assistant, chunk) { ModelId = hit.Model }, cancellationToken);
         }
         var response = new ChatResponse(new ChatMessage(ChatRole.Assistant, hit.Text)) { ModelId = hit.Model, FinishReason = ChatFinishReason.Stop };
         input.OnResponse?.Invoke(response);
@@ -142,6 +157,18 @@ public sealed class ResponseCache(
 
     /// <summary>Keeps a miss's answer when the run completed with an acceptable one (text, and the model stopped on its own).</summary>
     public async Task StoreAsync(CacheLookup lookup, ExecutionResult result, RunInput input)
+    {
+        try
+        {
+            await StoreCoreAsync(lookup, result, input);
+        }
+        catch (Exception e)
+        {
+            logger.LogError(e, "Storing an answer in the response cache failed unexpectedly; the task is completed regardless");
+        }
+    }
+
+    private async Task StoreCoreAsync(CacheLookup lookup, ExecutionResult result, RunInput input)
     {
         if (lookup is not { Outcome: CacheOutcomes.Miss, Slot: { } slot } || result.Winner is not { Acceptable: true } winner) return;
         var settings = options.CurrentValue;
@@ -223,7 +250,7 @@ public sealed class ResponseCache(
                 reason = $"the run offers the tool '{tool.Name}', which is not in Cache:CacheableTools";
                 return null;
             }
-            participants.Add(new CacheParticipant(agent, clients.ChainOf(agent), chatOptions));
+            participants.Add(new CacheParticipant(agent, clients.ChainOf(agent).Select(link => $"{link.Provider}/{link.Model}").ToList(), chatOptions));
         }
         reason = "";
         return participants;
