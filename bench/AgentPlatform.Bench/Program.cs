@@ -220,14 +220,17 @@ async Task Cache()
         var miss = new List<double>();
         var exact = new List<double>();
         var semantic = new List<double>();
+        var floor = new List<double>();
         for (var i = 0; i < iterations; i++)
         {
+            floor.Add(await TimeAsync(async () => (await api.GetAsync("/alive")).EnsureSuccessStatusCode()));
             // Interleaved, so all four see the same machine load; each checks it was served as meant.
             bypass.Add(await TimeAsync(async () => Expect("MISS", await Execute(api, new { task = $"uncached {Guid.NewGuid():N}", agent_type = "bench-cache", cache = false }))));
             miss.Add(await TimeAsync(async () => Expect("MISS", await Execute(missApi, new { task = $"a new question {Guid.NewGuid():N}", agent_type = "bench-cache" }))));
             exact.Add(await TimeAsync(async () => Expect("HIT", await Execute(api, new { task = prompt, agent_type = "bench-cache" }))));
             semantic.Add(await TimeAsync(async () => Expect("SEMANTIC", await Execute(api, new { task = $"{paraphrase} (run {delay})", agent_type = "bench-cache" }))));
         }
+        Report($"LLM {delay} ms: GET /alive (the HTTP floor)", floor);
         Report($"LLM {delay} ms: uncached (cache: false)", bypass);
         Report($"LLM {delay} ms: miss (lookup + store)", miss);
         Report($"LLM {delay} ms: exact hit", exact);
