@@ -227,6 +227,7 @@ public static class EngineExtensions
         builder.AddAgentTools();
         builder.AddLongTermMemory();
         builder.AddUsageLedger();
+        builder.AddResponseCache();
         return builder;
     }
 

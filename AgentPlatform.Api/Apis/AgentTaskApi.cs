@@ -4,6 +4,7 @@ using System.Security.Claims;
 using AgentPlatform.Api.Admission;
 using AgentPlatform.Api.Auth;
 using AgentPlatform.Engine.Agents;
+using AgentPlatform.Engine.Caching;
 using AgentPlatform.Engine.Routing;
 using AgentPlatform.Engine.Data;
 using AgentPlatform.Engine.Tasks;
@@ -76,8 +77,18 @@ public static class AgentTaskApi
         if (submission.Outcome is { } outcome) return outcome;
         var task = submission.Task!;
         if (task.IsAsync) return Accepted(task);
-        return SyncOutcome(await services.Runner.RunClaimedAsync(task, user.GetCaller().ToToolCaller(), http.RequestAborted), http);
+        var done = await services.Runner.RunClaimedAsync(task, user.GetCaller().ToToolCaller(), http.RequestAborted);
+        SetCacheHeader(http, done);
+        return SyncOutcome(done, http);
     }
+
+    /// <summary><c>X-Cache: HIT|SEMANTIC|MISS</c>: whether the run's answer came from the response cache, and which tier.</summary>
+    public static void SetCacheHeader(HttpContext http, AgentTask task) =>
+        http.Response.Headers["X-Cache"] = CacheOutcomes.Header(task.CacheOutcome);
+
+    /// <summary><c>"cache": false</c> in the body, or <c>Cache-Control: no-cache</c> (or <c>no-store</c>) on the request.</summary>
+    private static bool BypassesCache(ExecuteRequest request, HttpContext http) =>
+        request.Cache == false || http.Request.GetTypedHeaders().CacheControl is { NoCache: true } or { NoStore: true };
 
     /// <summary>A stored task ready to run (sync: claimed by this request; async: queued), or the answer instead of one.</summary>
     public sealed record Submission(AgentTask? Task,
@@ -146,6 +157,7 @@ public static class AgentTaskApi
             Attempts = request.AsyncExecution ? 0 : 1,
             LeaseOwner = request.AsyncExecution ? null : Guid.NewGuid(),
             LeaseExpiresAt = request.AsyncExecution ? null : DateTimeOffset.UtcNow + services.Leases.Duration,
+            CacheOutcome = BypassesCache(request, http) ? CacheOutcomes.Bypass : null,
             IdempotencyKey = idempotencyKey,
             RequestHash = hash,
             TraceParent = Activity.Current?.Id,
@@ -226,7 +238,7 @@ public static class AgentTaskApi
         if (task.Status == TaskStatus.Completed)
         {
             return TypedResults.Ok(new ExecuteResponse(task.Id, task.Status, task.Agent, task.Result,
-                view.Usage ?? new Usage(0, 0, 0), task.CostUsd ?? 0m, task.DurationMs ?? 0, Cached: false,
+                view.Usage ?? new Usage(0, 0, 0), task.CostUsd ?? 0m, task.DurationMs ?? 0, view.Cached, view.Cache,
                 task.Model, task.Strategy, view.Routing, view.Runs, view.ToolCalls));
         }
         var extensions = new Dictionary<string, object?> { ["task_id"] = task.Id, ["task_status"] = task.Status, ["agent"] = task.Agent };

@@ -40,6 +40,9 @@ public sealed class ExecuteRequest : IPromptRequest, IValidatableObject
     [MaxLength(5), Display(Name = "agents")]
     public string[]? Agents { get; init; }
 
+    /// <summary>false: a fresh answer, neither served from nor stored in the response cache (as <c>Cache-Control: no-cache</c>).</summary>
+    public bool? Cache { get; init; }
+
     public IEnumerable<(string Field, string? Text)> PromptFields()
     {
         yield return ("task", Task);
@@ -65,8 +68,10 @@ public sealed class ExecuteRequest : IPromptRequest, IValidatableObject
 
 public sealed record Usage(int PromptTokens, int CompletionTokens, int TotalTokens);
 
+/// <param name="Cached">Served from the response cache (no LLM call: no tokens, no cost).</param>
+/// <param name="Cache">The cache's part: exact or semantic (a hit), miss, bypass (the client asked for a fresh answer) or skipped (not cacheable).</param>
 public sealed record ExecuteResponse(
-    Guid TaskId, string Status, string Agent, string? Result, Usage Usage, decimal CostUsd, long DurationMs, bool Cached,
+    Guid TaskId, string Status, string Agent, string? Result, Usage Usage, decimal CostUsd, long DurationMs, bool Cached, string? Cache,
     string? Model, string? Strategy, RoutingDecision? Routing, IReadOnlyList<AgentRun>? Runs, JsonNode? ToolCalls)
 {
     /// <summary>The key was near its daily budget, so cheaper models of the agent's chain were tried first.</summary>
@@ -79,7 +84,7 @@ public sealed record TaskView(
     Guid TaskId, string Status, string Agent, string? Result, string? Error,
     DateTimeOffset CreatedAt, DateTimeOffset? StartedAt, DateTimeOffset? CompletedAt,
     Usage? Usage, decimal? CostUsd, long? DurationMs, string? Model, TaskPriority Priority, string? SessionId, int Attempts,
-    string? Strategy, RoutingDecision? Routing, IReadOnlyList<AgentRun>? Runs, JsonNode? ToolCalls)
+    string? Strategy, RoutingDecision? Routing, IReadOnlyList<AgentRun>? Runs, JsonNode? ToolCalls, bool Cached, string? Cache)
 {
     public static TaskView From(AgentTask t)
     {
@@ -88,7 +93,8 @@ public sealed record TaskView(
             t.Id, t.Status, t.Agent, t.Result, t.Error, t.CreatedAt, t.StartedAt, t.CompletedAt,
             t.PromptTokens is null ? null : new Usage(t.PromptTokens.Value, t.CompletionTokens ?? 0, t.PromptTokens.Value + (t.CompletionTokens ?? 0)),
             t.CostUsd, t.DurationMs, t.Model, t.Priority, t.SessionId, t.Attempts,
-            t.Strategy, routing?.Decision, routing?.Runs, t.ToolCallsJson is null ? null : JsonNode.Parse(t.ToolCallsJson));
+            t.Strategy, routing?.Decision, routing?.Runs, t.ToolCallsJson is null ? null : JsonNode.Parse(t.ToolCallsJson),
+            Engine.Caching.CacheOutcomes.IsHit(t.CacheOutcome), t.CacheOutcome);
     }
 }
 

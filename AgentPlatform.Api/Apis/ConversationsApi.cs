@@ -66,6 +66,7 @@ public static class ConversationsApi
         var (task, refusal) = await SubmitAsync(request, services, webhooks, caller, http);
         if (refusal is not null) return refusal;
         var done = await services.Runner.RunClaimedAsync(task!, caller.ToToolCaller() with { User = request.User }, http.RequestAborted);
+        AgentTaskApi.SetCacheHeader(http, done);
         if (done.Status != TaskStatus.Completed) return Failure(done, http);
         return TypedResults.Ok(ChatResponse.From(done));
     }
@@ -108,7 +109,10 @@ public static class ConversationsApi
 
         // Nothing is sent before the first event: a turn that fails before its first token gets a plain error response
         // with the right status code, as /agent/chat would give.
-        if (!await events.Reader.WaitToReadAsync(CancellationToken.None)) return Failure(await run, http);
+        var started = await events.Reader.WaitToReadAsync(CancellationToken.None);
+        // The run set the task's cache outcome before its first event (a hit is replayed as deltas).
+        AgentTaskApi.SetCacheHeader(http, task);
+        if (!started) return Failure(await run, http);
         events.Reader.TryPeek(out var first);
         if (first!.EventType == ErrorEvent) return Failure(await run, http);
         return TypedResults.ServerSentEvents(Read(events.Reader, run));
@@ -155,6 +159,7 @@ public static class ConversationsApi
             AgentType = request.AgentType,
             Context = request.Context,
             SessionId = request.SessionId ?? ConversationRules.NewSessionId(),
+            Cache = request.Cache,
         };
         var submission = await AgentTaskApi.SubmitAsync(execute, null, services, webhooks, caller, http);
         return submission.Outcome?.Result switch
@@ -225,6 +230,9 @@ public sealed class ChatRequest : IPromptRequest, IValidatableObject
     [Display(Name = "user")]
     public string? User { get; init; }
 
+    /// <summary>false: a fresh answer, neither served from nor stored in the response cache (as <c>Cache-Control: no-cache</c>).</summary>
+    public bool? Cache { get; init; }
+
     public IEnumerable<(string Field, string? Text)> PromptFields()
     {
         yield return ("message", Message);
@@ -246,11 +254,11 @@ public sealed class ChatRequest : IPromptRequest, IValidatableObject
 
 /// <summary>A chat turn's answer; <c>message_id</c> is the reply's id in the history (the turn's task id).</summary>
 public sealed record ChatResponse(string SessionId, Guid MessageId, Guid TaskId, string? Reply, string Agent, string? Model, Usage Usage,
-    decimal CostUsd, long DurationMs)
+    decimal CostUsd, long DurationMs, bool Cached)
 {
     public static ChatResponse From(AgentTask task) => new(task.SessionId!, task.Id, task.Id, task.Result ?? "", task.Agent, task.Model,
         new Usage(task.PromptTokens ?? 0, task.CompletionTokens ?? 0, (task.PromptTokens ?? 0) + (task.CompletionTokens ?? 0)),
-        task.CostUsd ?? 0m, task.DurationMs ?? 0);
+        task.CostUsd ?? 0m, task.DurationMs ?? 0, Engine.Caching.CacheOutcomes.IsHit(task.CacheOutcome));
 }
 
 public sealed record ConversationSummary(string SessionId, string? Title, int MessageCount, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt);

@@ -125,6 +125,7 @@ public static class OpenAiApi
             AgentType = IsAuto(model) ? AgentRegistry.Auto : model,
             // The client's tool calls need one agent's answer as the model gave it: no parallel or cascade.
             Strategy = request.Tools is { Count: > 0 } ? Strategies.Single : null,
+            Cache = request.Cache,
         };
         var submission = await AgentTaskApi.SubmitAsync(execute, null, services, webhooks, caller, http);
         if (submission.Outcome is { } refusal) return refusal.Result;
@@ -144,6 +145,7 @@ public static class OpenAiApi
         if (request.Stream) return await StreamAsync(request, task, input, answer, services, caller, http);
 
         var done = await services.Runner.RunClaimedAsync(task, caller.ToToolCaller() with { User = EndUser(request.User) }, http.RequestAborted, input);
+        AgentTaskApi.SetCacheHeader(http, done);
         if (done.Status != TaskStatus.Completed) return AgentTaskApi.SyncOutcome(done, http).Result;
         return TypedResults.Ok(ChatCompletion.From(done, answer));
     }
@@ -178,7 +180,10 @@ public static class OpenAiApi
             }
         });
 
-        if (!await channel.Reader.WaitToReadAsync(CancellationToken.None) && await run is { Status: not TaskStatus.Completed } failed)
+        var started = await channel.Reader.WaitToReadAsync(CancellationToken.None);
+        // The run set the task's cache outcome before its first chunk (a hit is replayed as chunks).
+        AgentTaskApi.SetCacheHeader(http, task);
+        if (!started && await run is { Status: not TaskStatus.Completed } failed)
             return AgentTaskApi.SyncOutcome(failed, http).Result;
         return TypedResults.ServerSentEvents(ReadAsync(channel.Reader, run, chunks, request.IncludeUsage));
     }
@@ -404,10 +409,11 @@ public sealed record CompletionUsage(int PromptTokens, int CompletionTokens, int
         new(task.PromptTokens ?? 0, task.CompletionTokens ?? 0, (task.PromptTokens ?? 0) + (task.CompletionTokens ?? 0));
 }
 
-/// <summary>The platform's additions: the task (GET /agent/status/{task_id}), the agent, the LLM model, the strategy and the cost.</summary>
-public sealed record PlatformView(Guid TaskId, string Agent, string? Model, string? Strategy, decimal CostUsd)
+/// <summary>The platform's additions: the task (GET /agent/status/{task_id}), the agent, the LLM model, the strategy, the cost and whether the response cache answered.</summary>
+public sealed record PlatformView(Guid TaskId, string Agent, string? Model, string? Strategy, decimal CostUsd, bool Cached)
 {
-    public static PlatformView From(AgentTask task) => new(task.Id, task.Agent, task.Model, task.Strategy, task.CostUsd ?? 0m);
+    public static PlatformView From(AgentTask task) =>
+        new(task.Id, task.Agent, task.Model, task.Strategy, task.CostUsd ?? 0m, Engine.Caching.CacheOutcomes.IsHit(task.CacheOutcome));
 }
 
 public sealed record EmbeddingList(string Object, IReadOnlyList<EmbeddingView> Data, string Model, EmbeddingUsage Usage, EmbeddingCost AgentPlatform);

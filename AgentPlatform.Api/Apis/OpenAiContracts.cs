@@ -61,6 +61,9 @@ public sealed partial class ChatCompletionRequest : IPromptRequest, IValidatable
     /// <summary>The client's end-user id: recorded with the task (log scope and trace), not sent to the provider.</summary>
     public string? User { get; init; }
 
+    /// <summary>The platform's extension: false asks for a fresh answer, neither served from nor stored in the response cache.</summary>
+    public bool? Cache { get; init; }
+
     /// <summary>Everything else the client sent; checked against <see cref="Refusals"/>.</summary>
     [JsonExtensionData]
     public Dictionary<string, JsonElement>? Other { get; init; }

@@ -52,6 +52,9 @@ public sealed class AgentDefinition
 
     /// <summary>How the agent uses long-term memory in chats. Storing facts is the <c>remember</c> tool, listed in <see cref="Tools"/>.</summary>
     public AgentMemoryOptions Memory { get; set; } = new();
+
+    /// <summary>How the agent's answers are cached; each setting left out follows the "Cache" section.</summary>
+    public AgentCacheOptions Cache { get; set; } = new();
 }
 
 /// <summary>An agent's long-term memory settings.</summary>
@@ -59,6 +62,33 @@ public sealed class AgentMemoryOptions
 {
     /// <summary>Whether a chat with this agent recalls the caller's memories relevant to the new message (see Memory:RecallLimit).</summary>
     public bool Recall { get; set; } = true;
+}
+
+/// <summary>An agent's response-cache settings; null means the "Cache" section's default.</summary>
+public sealed class AgentCacheOptions
+{
+    public const int MaxTtlSeconds = 30 * 24 * 3600;
+    public const double MinSemanticThreshold = 0.5;
+
+    /// <summary>Whether answers of this agent are cached at all (Cache:Enabled when null).</summary>
+    public bool? Enabled { get; set; }
+
+    /// <summary>How long an answer is served, in seconds (Cache:DefaultTtl when null).</summary>
+    [Range(1, MaxTtlSeconds)]
+    public int? TtlSeconds { get; set; }
+
+    /// <summary>
+    /// One cache for every API key instead of one per key: for public agents, where any caller may get the answer another
+    /// caller got to the same prompt (or, semantically, to a prompt of the same meaning).
+    /// </summary>
+    public bool Shared { get; set; }
+
+    /// <summary>Whether prompts of the same meaning are served too, not only identical ones (Cache:Semantic when null).</summary>
+    public bool? Semantic { get; set; }
+
+    /// <summary>Least cosine similarity for a semantic hit (Cache:SemanticThreshold when null).</summary>
+    [Range(MinSemanticThreshold, 1.0)]
+    public double? SemanticThreshold { get; set; }
 }
 
 /// <summary>One model of an agent's chain.</summary>

@@ -21,6 +21,7 @@ public static partial class AgentDefinitionRules
         void Add(string field, string message) => (errors.TryGetValue(field, out var list) ? list : errors[field] = []).Add(message);
 
         if (agent.Memory is null) Add("memory", "memory must be an object when given, such as {\"recall\": false}.");
+        if (agent.Cache is null) Add("cache", "cache must be an object when given, such as {\"ttl_seconds\": 600}.");
         if (agent.Keywords is null || agent.Tools is null || agent.Models is null)
         {
             Add("body", "keywords, tools and models must be arrays when given.");
@@ -55,6 +56,10 @@ public static partial class AgentDefinitionRules
         if (agent.DailyBudgetUsd is < 0 or > 1_000_000) Add("daily_budget_usd", "daily_budget_usd is 0 to 1,000,000.");
         if (agent.ContextWindowTokens is < 256 or > 10_000_000) Add("context_window_tokens", "context_window_tokens is 256 to 10,000,000.");
         if (agent.TimeoutSeconds is < 1 or > 3600) Add("timeout_seconds", "timeout_seconds is 1 to 3600.");
+        if (agent.Cache?.TtlSeconds is < 1 or > AgentCacheOptions.MaxTtlSeconds)
+            Add("cache.ttl_seconds", $"cache.ttl_seconds is 1 to {AgentCacheOptions.MaxTtlSeconds:N0} (30 days).");
+        if (agent.Cache?.SemanticThreshold is { } threshold && !(threshold is >= AgentCacheOptions.MinSemanticThreshold and <= 1))
+            Add("cache.semantic_threshold", $"cache.semantic_threshold is a cosine similarity from {AgentCacheOptions.MinSemanticThreshold} to 1.");
         return errors.ToDictionary(e => e.Key, e => e.Value.ToArray());
     }
 

@@ -22,14 +22,7 @@ public sealed class AgentInvoker(AgentClients clients, AgentStats stats, IToolCa
         using var attemptsScope = ModelAttemptLog.Begin(out var attempts);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(TimeSpan.FromSeconds(agent.TimeoutSeconds));
-        var options = new ChatOptions
-        {
-            Temperature = agent.Temperature,
-            MaxOutputTokens = agent.MaxOutputTokens,
-            Tools = agent.Tools.Length > 0 ? tools.ToolsFor(caller, agent) : null,
-        };
-        input.ConfigureOptions?.Invoke(options);
-        if (options.Tools is { Count: 0 }) options.Tools = null;
+        var options = OptionsFor(agent, input, caller);
         var messages = input.MessagesFor(agent.SystemPrompt);
 
         var clock = Stopwatch.StartNew();
@@ -72,6 +65,20 @@ public sealed class AgentInvoker(AgentClients clients, AgentStats stats, IToolCa
         {
             return await FailedAsync(agent, "failed", ProviderFailures.Describe(e), e, clock, attempts, activity);
         }
+    }
+
+    /// <summary>The options a run of <paramref name="agent"/> sends: the agent's defaults, its tools the caller may use, then the client's changes.</summary>
+    public ChatOptions OptionsFor(AgentDefinition agent, RunInput input, ToolCaller caller)
+    {
+        var options = new ChatOptions
+        {
+            Temperature = agent.Temperature,
+            MaxOutputTokens = agent.MaxOutputTokens,
+            Tools = agent.Tools.Length > 0 ? tools.ToolsFor(caller, agent) : null,
+        };
+        input.ConfigureOptions?.Invoke(options);
+        if (options.Tools is { Count: 0 }) options.Tools = null;
+        return options;
     }
 
     /// <summary>Hands each update on as it arrives and returns the whole response, as the non-streaming call would.</summary>

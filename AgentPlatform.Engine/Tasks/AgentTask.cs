@@ -28,6 +28,11 @@ public sealed class AgentTask
     public string? Strategy { get; set; }
     /// <summary>The tool calls made while the task ran (<see cref="Tools.ToolCallRecord"/> list as JSON).</summary>
     public string? ToolCallsJson { get; set; }
+    /// <summary>
+    /// The response cache's part in the task (<see cref="Caching.CacheOutcomes"/>): bypass when the client asked for a fresh
+    /// answer (set when the task is submitted), else what the run's lookup found; null for a task the cache never saw.
+    /// </summary>
+    public string? CacheOutcome { get; set; }
     /// <summary>How many times a worker has started this task (a crash or shutdown makes it more than one).</summary>
     public int Attempts { get; set; }
     /// <summary>The run that holds the task while it is running (a token per run, not per process).</summary>

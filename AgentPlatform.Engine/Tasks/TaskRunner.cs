@@ -2,6 +2,7 @@ using System.Linq.Expressions;
 using System.Diagnostics;
 using AgentPlatform.Engine.Admission;
 using AgentPlatform.Engine.Agents;
+using AgentPlatform.Engine.Caching;
 using AgentPlatform.Engine.Conversations;
 using AgentPlatform.Engine.Data;
 using AgentPlatform.Engine.Execution;
@@ -35,7 +36,7 @@ public enum CancellationOutcome
 /// </summary>
 public sealed class TaskRunner(
     AgentDbContext db, AgentRegistry agents, AgentRouter router, TaskExecutor executor, TaskEvents events, TaskLeases leases,
-    ConversationService conversations, ConversationStore history, SpendGate spend, NpgsqlDataSource dataSource,
+    ConversationService conversations, ConversationStore history, ResponseCache cache, SpendGate spend, NpgsqlDataSource dataSource,
     IOptions<QueueOptions> queue, ILogger<TaskRunner> logger)
 {
     /// <summary>Runs a stored task (the Worker's path): loads it, claims it, executes it.</summary>
@@ -146,34 +147,48 @@ public sealed class TaskRunner(
                 activity?.SetTag("conversation.history.summarized", turn.Window.MessagesSummarized);
                 activity?.SetTag("conversation.context_window", turn.Window.ContextWindow);
             }
-            var runInput = turn?.Input ?? input;
+            var asked = turn?.Input ?? input;
+            // A hit completes the task with the cached answer: no LLM call, no tokens, no cost. The outcome is on the task
+            // before anything is streamed, so a streaming endpoint can name it in its headers.
+            var cached = await cache.LookupAsync(task, decision, asked, caller, run.Token);
+            task.CacheOutcome = cached.Outcome;
 
-            // Tokens per minute and budgets: reserved before any LLM call, settled to the real usage when the run ends.
-            var runAgents = decision.Agents.Select(agents.Find).OfType<AgentDefinition>()
-                .Take(decision.Strategy == Strategies.Single ? 1 : int.MaxValue).ToList();
-            var limits = spend.LimitsFor(caller.Account, runAgents);
-            var (reserved, refusal, degrade) = await spend.AdmitAsync(task.ApiKeyId, limits, runAgents, runInput, run.Token);
-            reservation = reserved;
-            if (refusal is not null)
+            // A miss reserves its tokens and budget before any LLM call (a hit spends nothing); settled when the run ends.
+            var degrade = false;
+            if (!cached.IsHit)
             {
-                if (refusal.Kind == "unavailable" && onCancel == CancellationOutcome.Requeue) await RequeueAsync(task, held);
-                if (refusal.Kind == "unavailable" && onCancel == CancellationOutcome.Requeue) throw new SpendUnavailableException(refusal.Message);
-                activity?.SetStatus(ActivityStatusCode.Error, refusal.Message);
-                var refused = await FinishAsync(task, TaskStatus.Failed, decision.Agent, null, refusal.Message, null, null, task.RoutingJson, null,
-                    clock.Elapsed);
-                if (refused is not null) refused.Refusal = refusal;
-                return refused;
+                var runAgents = decision.Agents.Select(agents.Find).OfType<AgentDefinition>()
+                    .Take(decision.Strategy == Strategies.Single ? 1 : int.MaxValue).ToList();
+                var limits = spend.LimitsFor(caller.Account, runAgents);
+                (reservation, var refusal, degrade) = await spend.AdmitAsync(task.ApiKeyId, limits, runAgents, asked, run.Token);
+                if (refusal is not null)
+                {
+                    if (refusal.Kind == "unavailable" && onCancel == CancellationOutcome.Requeue)
+                    {
+                        await RequeueAsync(task, held);
+                        throw new SpendUnavailableException(refusal.Message);
+                    }
+                    activity?.SetStatus(ActivityStatusCode.Error, refusal.Message);
+                    var refused = await FinishAsync(task, TaskStatus.Failed, decision.Agent, null, refusal.Message, null, null, task.RoutingJson, null,
+                        clock.Elapsed);
+                    if (refused is not null) refused.Refusal = refusal;
+                    return refused;
+                }
             }
 
-            if (degrade) runInput = runInput with { PreferCheaperModels = true };
-            var result = await executor.ExecuteAsync(decision, runInput, caller, run.Token);
+            var result = cached.IsHit
+                ? await cache.ServeAsync(cached, asked, run.Token)
+                : await executor.ExecuteAsync(decision, degrade ? asked with { PreferCheaperModels = true } : asked, caller, run.Token);
             var winner = result.Winner;
             var routing = new TaskRouting(decision, result.Runs).ToJson();
             var calls = ToolCallsJson(toolCalls.Log);
             if (winner is not null)
             {
-                return await FinishAsync(task, TaskStatus.Completed, winner.Agent, winner.Text, null, winner.Model, result, routing, calls, clock.Elapsed,
+                var done = await FinishAsync(task, TaskStatus.Completed, winner.Agent, winner.Text, null, winner.Model, result, routing, calls, clock.Elapsed,
                     turn: turn);
+                // A degraded answer came from a cheaper model than the chain's own order: not one to serve others.
+                if (done?.Status == TaskStatus.Completed && !degrade) await cache.StoreAsync(cached, result, asked);
+                return done;
             }
             var error = result.Runs.Count == 0
                 ? $"Agent '{decision.Agent}' no longer exists."
@@ -304,6 +319,7 @@ public sealed class TaskRunner(
                         .SetProperty(t => t.Strategy, task.Strategy)
                         .SetProperty(t => t.RoutingJson, task.RoutingJson)
                         .SetProperty(t => t.ToolCallsJson, task.ToolCallsJson)
+                        .SetProperty(t => t.CacheOutcome, task.CacheOutcome)
                         .SetProperty(t => t.LeaseOwner, task.LeaseOwner)
                         .SetProperty(t => t.LeaseExpiresAt, (DateTimeOffset?)null)
                         .SetProperty(t => t.CompletedAt, task.CompletedAt), CancellationToken.None);

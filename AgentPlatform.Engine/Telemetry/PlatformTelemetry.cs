@@ -27,12 +27,27 @@ public static class PlatformTelemetry
     public static readonly Counter<double> CostUsd =
         Meter.CreateCounter<double>("agent_cost_usd", description: "LLM cost in US dollars");
 
+    public static readonly Counter<long> CacheHits =
+        Meter.CreateCounter<long>("agent_cache_hits", description: "Runs answered from the response cache, by tier (exact or semantic) and agent");
+
+    public static readonly Counter<long> CacheMisses =
+        Meter.CreateCounter<long>("agent_cache_misses", description: "Cacheable runs the response cache could not answer, by agent");
+
+    public static readonly Counter<double> CostSavedUsd =
+        Meter.CreateCounter<double>("agent_cost_saved_usd", description: "What the answers served from the cache cost when they were produced, in US dollars");
+
     /// <summary>Sessions with a message within the hot-history TTL, as last counted (<see cref="Conversations.ActiveConversations"/>).</summary>
     public static long ActiveConversations;
 
     public static readonly ObservableGauge<long> ActiveConversationsGauge =
         Meter.CreateObservableGauge("agent_active_conversations", () => Interlocked.Read(ref ActiveConversations),
             description: "Conversations with a message within the hot-history TTL (all Api replicas report the same count)");
+
+    public static void RecordCacheHit(string tier, string agent, decimal costSavedUsd)
+    {
+        CacheHits.Add(1, new KeyValuePair<string, object?>("tier", tier), new KeyValuePair<string, object?>("agent", agent));
+        CostSavedUsd.Add((double)costSavedUsd, new KeyValuePair<string, object?>("agent", agent));
+    }
 
     public static void RecordTask(string agent, string status, TimeSpan duration)
     {

@@ -64,6 +64,9 @@ public sealed class PlatformFixture : IAsyncLifetime
         ["Queue__DistributedLockTimeout"] = "00:00:05",
         ["Router__StatsCacheDuration"] = "00:00:00",
         ["Router__EmbeddingBreakDuration"] = "00:00:03",
+        // Most tests send a prompt again and expect the model to answer it again: caching is off unless an agent turns it
+        // on (cache.enabled), as the caching tests' agents do. ResponseCacheTests checks the default (on) on its own Api.
+        ["Cache__Enabled"] = "false",
         // Webhooks go to the LLM double on 127.0.0.1; WebhookTests prove the default (false) refuses that.
         ["Webhooks__AllowPrivateTargets"] = "true",
         // A second provider with three keys, for the key-rotation tests.

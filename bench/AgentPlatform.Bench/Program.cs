@@ -10,6 +10,8 @@ using AgentPlatform.Tests.Infrastructure;
 //   engine:     4. router latency (in process, local and provider embeddings; and end to end: auto vs a named agent)
 //               5. parallel vs sequential wall time of three agents with the LLM double at 200 ms
 //   memory:     6. POST /agent/memories and a search through the Api; the embedded store's search by tenant size
+//   cache:      7. sync request uncached (bypass, and a miss that stores) vs exact hit vs semantic hit, LLM double at 0 and 50 ms,
+//                  local embedding; and the lookups alone, in process
 var suite = args.FirstOrDefault() ?? "all";
 var iterations = args.Length > 1 ? int.Parse(args[1]) : 200;
 var platform = new PlatformFixture();
@@ -19,6 +21,7 @@ try
     if (suite is "all" or "foundation") await Foundation();
     if (suite is "all" or "engine") await Engine();
     if (suite is "all" or "memory") await Memory();
+    if (suite is "all" or "cache") await Cache();
 }
 finally
 {
@@ -179,6 +182,127 @@ async Task Memory()
     }
 }
 
+async Task Cache()
+{
+    // An Api with the local embedding in process (no embedding provider), as a deployment without one runs the semantic
+    // tier, and the production defaults for the key cache and the router's track records (the fixture's are 0, for its tests).
+    var local = platform.StartExtraApi(overrides: new Dictionary<string, string>
+    {
+        ["Llm__UseProviderEmbeddings"] = "false",
+        ["Auth__KeyCacheDuration"] = "00:00:05",
+        ["Router__StatsCacheDuration"] = "00:00:01",
+    });
+    var admin = platform.Client(PlatformFixture.AdminKey);
+    (await admin.PutAsJsonAsync("/admin/agents/bench-cache", new
+    {
+        description = "Benchmark agent with a cache.", system_prompt = "Answer briefly.",
+        models = new[] { new { provider = "default", model = "bench-cache-model", input_per_1k = 0.001m, output_per_1k = 0.002m, cost_tier = 1 } },
+        cache = new { enabled = true },
+    })).EnsureSuccessStatusCode();
+    // Hits are measured with one key (its cache holds a few entries), misses with another (each miss adds an entry).
+    var api = PlatformFixture.ClientFor(local, await platform.CreateKeyAsync("enterprise"));
+    var missApi = PlatformFixture.ClientFor(local, await platform.CreateKeyAsync("enterprise"));
+    static async Task<string> Execute(HttpClient client, object body)
+    {
+        var response = await client.ExecuteAsync(body);
+        response.EnsureSuccessStatusCode();
+        return response.Headers.GetValues("X-Cache").Single();
+    }
+    const string stored = "Explain how photosynthesis works in green plants";
+    const string paraphrase = "Please explain how photosynthesis works in green plants?"; // 1.0 with the local embedding, not identical
+    for (var i = 0; i < 20; i++) await Execute(missApi, new { task = $"warm up {Guid.NewGuid():N}", agent_type = "bench-cache" });
+
+    foreach (var delay in new[] { 0, 50 })
+    {
+        platform.Llm.DefaultDelay = TimeSpan.FromMilliseconds(delay);
+        var prompt = $"{stored} (run {delay})";
+        Expect("MISS", await Execute(api, new { task = prompt, agent_type = "bench-cache" }));
+        var bypass = new List<double>();
+        var miss = new List<double>();
+        var exact = new List<double>();
+        var semantic = new List<double>();
+        var floor = new List<double>();
+        for (var i = -50; i < iterations; i++)
+        {
+            if (i == 0) foreach (var list in new[] { bypass, miss, exact, semantic, floor }) list.Clear(); // the first 50 warm up
+            floor.Add(await TimeAsync(async () => (await api.GetAsync("/alive")).EnsureSuccessStatusCode()));
+            // Interleaved, so all four see the same machine load; each checks it was served as meant.
+            bypass.Add(await TimeAsync(async () => Expect("MISS", await Execute(api, new { task = $"uncached {Guid.NewGuid():N}", agent_type = "bench-cache", cache = false }))));
+            miss.Add(await TimeAsync(async () => Expect("MISS", await Execute(missApi, new { task = $"a new question {Guid.NewGuid():N}", agent_type = "bench-cache" }))));
+            exact.Add(await TimeAsync(async () => Expect("HIT", await Execute(api, new { task = prompt, agent_type = "bench-cache" }))));
+            semantic.Add(await TimeAsync(async () => Expect("SEMANTIC", await Execute(api, new { task = $"{paraphrase} (run {delay})", agent_type = "bench-cache" }))));
+        }
+        Report($"LLM {delay} ms: GET /alive (the HTTP floor)", floor);
+        Report($"LLM {delay} ms: uncached (cache: false)", bypass);
+        Report($"LLM {delay} ms: miss (lookup + store)", miss);
+        Report($"LLM {delay} ms: exact hit", exact);
+        Report($"LLM {delay} ms: semantic hit", semantic);
+        Console.WriteLine($"LLM {delay} ms: median ratio to the uncached call: exact {Percentile(exact, 50) / Percentile(bypass, 50):0.00}, " +
+                          $"semantic {Percentile(semantic, 50) / Percentile(bypass, 50):0.00}, miss {Percentile(miss, 50) / Percentile(bypass, 50):0.00}");
+    }
+    platform.Llm.DefaultDelay = TimeSpan.Zero;
+
+    // In process: the lookups alone, and the task row's INSERT and final UPDATE that every sync request makes, hit or not.
+    var services = local.Services;
+    var cache = (AgentPlatform.Engine.Caching.ResponseCache)services.GetService(typeof(AgentPlatform.Engine.Caching.ResponseCache))!;
+    var decision = new AgentPlatform.Engine.Routing.RoutingDecision("bench-cache", 1, "single", [], ["bench-cache"], "bench");
+    var answer = new AgentPlatform.Engine.Execution.AgentRun("bench-cache", "ok", "default", "bench-cache-model", "An answer.", "stop", 10, 5, 0.001m, 1, null, []);
+    async Task<List<double>> Lookups(AgentPlatform.Engine.Tasks.AgentTask task, string text, string outcome)
+    {
+        var caller = new AgentPlatform.Engine.Tools.ToolCaller(task.ApiKeyId, null, false);
+        var ms = new List<double>();
+        for (var i = 0; i < iterations + 20; i++)
+        {
+            var input = new AgentPlatform.Engine.Execution.RunInput(text);
+            var elapsed = await TimeAsync(async () => Expect(outcome, (await cache.LookupAsync(task, decision, input, caller, CancellationToken.None)).Outcome));
+            if (i >= 20) ms.Add(elapsed);
+        }
+        return ms;
+    }
+    async Task Store(AgentPlatform.Engine.Tasks.AgentTask task, string text)
+    {
+        var input = new AgentPlatform.Engine.Execution.RunInput(text);
+        var lookup = await cache.LookupAsync(task, decision, input, new AgentPlatform.Engine.Tools.ToolCaller(task.ApiKeyId, null, false), CancellationToken.None);
+        await cache.StoreAsync(lookup, new AgentPlatform.Engine.Execution.ExecutionResult("single", answer, [answer]), input);
+    }
+    foreach (var entries in new[] { 1, 1_000 })
+    {
+        var task = new AgentPlatform.Engine.Tasks.AgentTask { Id = Guid.NewGuid(), ApiKeyId = Guid.NewGuid() };
+        for (var i = 1; i < entries; i++) await Store(task, $"Question {Guid.NewGuid():N} about topic {i}");
+        await Store(task, stored);
+        Report($"in process, {entries:N0} entries: lookup, exact hit", await Lookups(task, stored, "exact"));
+        Report($"in process, {entries:N0} entries: lookup, semantic hit", await Lookups(task, paraphrase, "semantic"));
+        Report($"in process, {entries:N0} entries: lookup, miss", await Lookups(task, "Something never asked before", "miss"));
+    }
+    var rows = new List<double>();
+    var scopes = (Microsoft.Extensions.DependencyInjection.IServiceScopeFactory)services.GetService(typeof(Microsoft.Extensions.DependencyInjection.IServiceScopeFactory))!;
+    for (var i = 0; i < iterations + 20; i++)
+    {
+        using var scope = scopes.CreateScope();
+        var db = (AgentPlatform.Engine.Data.AgentDbContext)scope.ServiceProvider.GetService(typeof(AgentPlatform.Engine.Data.AgentDbContext))!;
+        var elapsed = await TimeAsync(async () =>
+        {
+            var row = new AgentPlatform.Engine.Tasks.AgentTask
+            {
+                Id = Guid.CreateVersion7(), ApiKeyId = Guid.NewGuid(), Agent = "bench-cache", Input = "row", Status = "running",
+                Attempts = 1, LeaseOwner = Guid.NewGuid(), CreatedAt = DateTimeOffset.UtcNow, StartedAt = DateTimeOffset.UtcNow,
+            };
+            db.Tasks.Add(row);
+            await db.SaveChangesAsync();
+            await Microsoft.EntityFrameworkCore.EntityFrameworkQueryableExtensions.ExecuteUpdateAsync(
+                System.Linq.Queryable.Where(db.Tasks, t => t.Id == row.Id && t.LeaseOwner == row.LeaseOwner),
+                u => u.SetProperty(t => t.Status, "completed").SetProperty(t => t.Result, "An answer.").SetProperty(t => t.CompletedAt, DateTimeOffset.UtcNow));
+        });
+        if (i >= 20) rows.Add(elapsed);
+    }
+    Report("in process: task row INSERT + final UPDATE", rows);
+}
+
+static void Expect(string expected, string actual)
+{
+    if (expected != actual) throw new InvalidOperationException($"Expected {expected}, got {actual}.");
+}
+
 static object ChatBody(string text) => new
 {
     model = PlatformFixture.Model,
@@ -199,4 +323,4 @@ static double Percentile(List<double> values, double p)
 }
 
 static void Report(string name, List<double> ms) =>
-    Console.WriteLine($"{name,-40} n={ms.Count,4}  median {Percentile(ms, 50),8:0.00} ms  p95 {Percentile(ms, 95),8:0.00} ms");
+    Console.WriteLine($"{name,-52} n={ms.Count,4}  median {Percentile(ms, 50),8:0.00} ms  p95 {Percentile(ms, 95),8:0.00} ms");

@@ -24,6 +24,7 @@ internal sealed class AgentTaskConfiguration : IEntityTypeConfiguration<AgentTas
         task.Property(t => t.RequestHash).HasMaxLength(64);
         task.Property(t => t.JobId).HasMaxLength(64);
         task.Property(t => t.TraceParent).HasMaxLength(64);
+        task.Property(t => t.CacheOutcome).HasMaxLength(20);
         task.Ignore(t => t.IsFinal);
 
         task.HasIndex(t => new { t.ApiKeyId, t.IdempotencyKey }).IsUnique().HasFilter("\"IdempotencyKey\" IS NOT NULL");
