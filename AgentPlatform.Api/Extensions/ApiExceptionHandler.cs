@@ -15,6 +15,9 @@ public sealed class ApiExceptionHandler(IProblemDetailsService problems, ILogger
     public async ValueTask<bool> TryHandleAsync(HttpContext http, Exception exception, CancellationToken cancellationToken)
     {
         var (status, title, detail, errors) = Describe(exception);
+        // A cancellation the client did not cause (a time limit inside the platform) is the platform's failure to answer.
+        if (status == 499 && !http.RequestAborted.IsCancellationRequested)
+            (status, title, detail) = (503, "Request timed out", "The platform could not answer in time. Retry shortly.");
         if (status >= 500) logger.LogError(exception, "Request failed: {Title}", title);
         if (status == StatusCodes.Status503ServiceUnavailable)
         {
