@@ -39,9 +39,3 @@ public static class UsageKinds
     public static bool IsTaskCost(string kind) => kind is Chat or Summary;
 }
 
-/// <summary>Cache outcomes a ledger entry can carry.</summary>
-public static class CacheOutcomes
-{
-    public const string Exact = "exact";
-    public const string Semantic = "semantic";
-}

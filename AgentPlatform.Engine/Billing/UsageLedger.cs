@@ -1,3 +1,4 @@
+using AgentPlatform.Engine.Caching;
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using System.Threading.Channels;

@@ -37,7 +37,7 @@ namespace AgentPlatform.Engine.Caching;
 /// </summary>
 public sealed class ResponseCache(
     IConnectionMultiplexer redis, IVectorStore vectors, RoutingEmbeddings embeddings, AgentRegistry registry, AgentClients clients,
-    AgentInvoker invoker, IOptionsMonitor<CacheOptions> options, TimeProvider time, ILogger<ResponseCache> logger)
+    AgentInvoker invoker, Billing.UsageLedger ledger, IOptionsMonitor<CacheOptions> options, TimeProvider time, ILogger<ResponseCache> logger)
 {
     public const string SharedScope = "shared";
     public const int PurgeBatch = 20;
@@ -152,6 +152,7 @@ public sealed class ResponseCache(
         var response = new ChatResponse(new ChatMessage(ChatRole.Assistant, hit.Text)) { ModelId = hit.Model, FinishReason = ChatFinishReason.Stop };
         input.OnResponse?.Invoke(response);
         var run = new AgentRun(hit.Agent, "cached", null, hit.Model, hit.Text, "stop", 0, 0, 0m, 0, null, []) { Response = response };
+        ledger.RecordCacheHit(lookup.Outcome, hit.Agent, hit.Model ?? ""); // a row for the answer served, at cost 0
         return new ExecutionResult(hit.Strategy, run, [.. input.Preparation, run]);
     }
 

@@ -184,11 +184,11 @@ public sealed class TaskRunner(
             var calls = ToolCallsJson(toolCalls.Log);
             if (winner is not null)
             {
-                var done = await FinishAsync(task, TaskStatus.Completed, winner.Agent, winner.Text, null, winner.Model, result, routing, calls, clock.Elapsed,
+                // Stored before the task is seen completed, so whoever reads the completion finds the answer cached. A degraded
+                // answer came from a cheaper model than the chain's own order: not one to serve others.
+                if (!degrade) await cache.StoreAsync(cached, result, asked);
+                return await FinishAsync(task, TaskStatus.Completed, winner.Agent, winner.Text, null, winner.Model, result, routing, calls, clock.Elapsed,
                     turn: turn);
-                // A degraded answer came from a cheaper model than the chain's own order: not one to serve others.
-                if (done?.Status == TaskStatus.Completed && !degrade) await cache.StoreAsync(cached, result, asked);
-                return done;
             }
             var error = result.Runs.Count == 0
                 ? $"Agent '{decision.Agent}' no longer exists."

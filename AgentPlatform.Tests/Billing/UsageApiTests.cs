@@ -1,3 +1,4 @@
+using AgentPlatform.Engine.Caching;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;

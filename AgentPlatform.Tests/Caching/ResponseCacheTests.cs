@@ -107,6 +107,18 @@ public sealed class ResponseCacheTests(PlatformFixture platform) : IAsyncLifetim
         var entry = Assert.Single(redis.GetServers()[0].Keys(pattern: $"cache:{keyId:N}:*"));
         Assert.Equal(2, (int)await redis.GetDatabase().HashGetAsync(entry, "hits"));
         Assert.True(await redis.GetDatabase().KeyTimeToLiveAsync(entry) is { } ttl && ttl <= TimeSpan.FromHours(1) && ttl > TimeSpan.FromMinutes(59));
+
+        // The usage ledger has the served answer as a row at cost 0, marked as an exact hit.
+        var hitTask = Guid.Parse(second["task_id"]!.GetValue<string>());
+        await HttpExtensions.WaitUntilAsync(async () =>
+        {
+            await using var db = new Npgsql.NpgsqlConnection(platform.DatabaseConnectionString);
+            await db.OpenAsync();
+            await using var query = new Npgsql.NpgsqlCommand(
+                """SELECT count(*) FROM usage_ledger WHERE "TaskId" = @task AND "CacheOutcome" = 'exact' AND "CostUsd" = 0""", db);
+            query.Parameters.AddWithValue("task", hitTask);
+            return (long)(await query.ExecuteScalarAsync())! == 1;
+        }, seconds: 10, what: "the cache hit's ledger row");
     }
 
     [Fact]
