@@ -17,9 +17,11 @@ namespace AgentPlatform.Api.Apis;
 /// then the usage ledger over <c>from</c>..<c>to</c>: every billable call (chat, summary, embedding, cache hit), totals and
 /// groups.
 /// </summary>
+/// <param name="BudgetReservedUsd">Spend reserved by this key's runs in flight (they settle when they end); null without a budget counter today.</param>
 public sealed record UsageView(Guid KeyId, string Tier, DateOnly Date, int Requests, long PromptTokens, long CompletionTokens,
     long TotalTokens, decimal CostUsd, decimal? DailyBudgetUsd, decimal? BudgetRemainingUsd, int? RequestsPerMinute,
-    DateTimeOffset From, DateTimeOffset To, string GroupBy, UsageTotals Totals, IReadOnlyList<UsageGroup> Groups);
+    DateTimeOffset From, DateTimeOffset To, string GroupBy, UsageTotals Totals, IReadOnlyList<UsageGroup> Groups,
+    int? TokensPerMinute = null, decimal? BudgetReservedUsd = null);
 
 /// <summary>Every key's usage from the ledger (admin).</summary>
 public sealed record AdminUsageView(DateTimeOffset From, DateTimeOffset To, string GroupBy, Guid? ApiKeyId, UsageTotals Totals,
@@ -39,7 +41,8 @@ public static partial class UsageApi
 
     public static async Task<Results<Ok<UsageView>, ValidationProblem>> GetUsageAsync(ClaimsPrincipal user, [AsParameters] UsageRange range,
         [FromServices] AgentDbContext db, [FromServices] UsageReports reports, [FromServices] IOptionsMonitor<TierOptions> tiers,
-        [FromServices] IOptions<UsageOptions> options, [FromServices] TimeProvider time, CancellationToken cancellationToken)
+        [FromServices] IOptions<UsageOptions> options, [FromServices] TimeProvider time, [FromServices] SpendGate spend,
+        CancellationToken cancellationToken)
     {
         var errors = new Dictionary<string, string[]>();
         var query = range.ToQuery(UsageGrouping.ForCaller, UsageGrouping.Day, options.Value, time.GetUtcNow(), errors);
@@ -63,10 +66,20 @@ public static partial class UsageApi
         var limits = tiers.CurrentValue.Find(caller.Tier);
         var budget = caller.DailyBudgetUsd ?? limits?.DailyBudgetUsd;
         var cost = tasks?.Cost ?? 0m;
+        (decimal Spent, decimal Reserved)? counter = null;
+        try
+        {
+            counter = budget is null ? null : await spend.TodayAsync(caller.KeyId);
+        }
+        catch (StackExchange.Redis.RedisException)
+        {
+            // The counters are unreachable; the task figures above still answer.
+        }
         return TypedResults.Ok(new UsageView(caller.KeyId, caller.Tier, today, tasks?.Requests ?? 0, tasks?.Prompt ?? 0,
             tasks?.Completion ?? 0, (tasks?.Prompt ?? 0) + (tasks?.Completion ?? 0), cost, budget,
-            budget is null ? null : Math.Max(0, budget.Value - cost), limits?.RequestsPerMinute,
-            query.From, query.To, query.GroupBy, report.Totals, report.Groups));
+            budget is null ? null : Math.Max(0, budget.Value - cost - (counter?.Reserved ?? 0m)), caller.RpmLimit ?? limits?.RequestsPerMinute,
+            query.From, query.To, query.GroupBy, report.Totals, report.Groups,
+            caller.TpmLimit ?? limits?.TokensPerMinute, counter?.Reserved));
     }
 
     public static async Task<Results<Ok<AdminUsageView>, ValidationProblem>> GetAllUsageAsync([AsParameters] UsageRange range,

@@ -157,6 +157,11 @@ public sealed class SpendLimitTests(PlatformFixture platform, ITestOutputHelper 
         await using (var redis = await ConnectionMultiplexer.ConnectAsync(platform.Redis.ConnectionString + ",allowAdmin=true"))
             await redis.GetDatabase().KeyDeleteAsync(redis.GetServers().Single().Keys(pattern: $"spend:budget:{id:N}:*").ToArray());
 
+        // /usage reports the key's own limits and what runs in flight have reserved (none now).
+        var usage = await (await client.GetAsync("/usage")).JsonAsync();
+        Assert.Equal(0.01m, usage["daily_budget_usd"]!.GetValue<decimal>());
+        Assert.Equal(0.01m - 3 * CallCost, usage["budget_remaining_usd"]!.GetValue<decimal>());
+
         // $0.0093 spent: another run's reservation ($0.0032) no longer fits $0.01.
         var after = await client.ExecuteAsync(new { task = "spend again", agent_type = agent });
         Assert.Equal(HttpStatusCode.TooManyRequests, after.StatusCode);
@@ -173,6 +178,7 @@ public sealed class SpendLimitTests(PlatformFixture platform, ITestOutputHelper 
 
         var patched = await Admin.PatchAsJsonAsync($"/admin/keys/{id}", new { tpm_limit = 50 });
         Assert.Equal(HttpStatusCode.OK, patched.StatusCode);
+        Assert.Equal(50, (await (await client.GetAsync("/usage")).JsonAsync())["tokens_per_minute"]!.GetValue<int>());
         Assert.Equal(50, (await patched.JsonAsync())["tpm_limit"]!.GetValue<int>());
         var refused = await client.ExecuteAsync(new { task = "after patch", agent_type = agent });
         Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
