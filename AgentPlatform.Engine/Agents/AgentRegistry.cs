@@ -144,6 +144,10 @@ public sealed class AgentRegistry : BackgroundService
         {
             await ReloadAsync(cancellationToken);
         }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Shutting down: nothing to reload for.
+        }
         catch (Exception e) when (e is NpgsqlException or InvalidOperationException or OperationCanceledException)
         {
             _logger.LogWarning(e, "Could not reload stored agents; keeping version {Version}", Current.Version);
