@@ -207,7 +207,8 @@ public static class EngineExtensions
         services.AddSingleton<TaskLeases>();
         services.AddSingleton<PromptInjectionDetector>();
         services.AddSingleton<RequestRateLimiter>();
-        services.AddSingleton<ISpendHistory, TaskSpendHistory>();
+        // Budget counters Redis lost are rebuilt from the ledger: every billable call, of every process.
+        services.AddSingleton<ISpendHistory>(sp => sp.GetRequiredService<AgentPlatform.Engine.Billing.UsageLedger>());
         services.AddSingleton<SpendGate>();
         services.AddSingleton<IBudgetAlerts, QueuedBudgetAlerts>();
         services.AddScoped<BudgetAlertJob>();

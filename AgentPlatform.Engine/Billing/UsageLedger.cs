@@ -16,7 +16,7 @@ namespace AgentPlatform.Engine.Billing;
 /// (up to <see cref="UsageOptions.MaxBufferedEntries"/>), a clean shutdown writes them. Reads of today's spend count the
 /// entries not written yet as well, so this process's calls are visible the moment they are priced.
 /// </summary>
-public sealed class UsageLedger(NpgsqlDataSource dataSource, IOptions<UsageOptions> options, TimeProvider time, ILogger<UsageLedger> logger)
+public sealed class UsageLedger(NpgsqlDataSource dataSource, IOptions<UsageOptions> options, TimeProvider time, ILogger<UsageLedger> logger) : Admission.ISpendHistory
 {
     // Unwritten entries by id: a dictionary rather than a queue so reads can count them, and a batch whose write
     // failed simply stays. Written entries are removed only after Postgres acknowledged them.

@@ -16,7 +16,7 @@ namespace AgentPlatform.Engine.Conversations;
 public sealed record ConversationTurn(RunInput Input, Guid KeyId, string SessionId, StoredMessage UserMessage, HistoryWindow Window);
 
 /// <summary>How the history was fitted: messages sent, messages left to the summary, tokens, and the window.</summary>
-public sealed record HistoryWindow(int MessagesSent, int MessagesSummarized, int HistoryTokens, int ContextWindow, bool Summarized);
+public sealed record HistoryWindow(int MessagesSent, int MessagesSummarized, int HistoryTokens, int ContextWindow);
 
 /// <summary>
 /// Turns a task with a session into a conversation turn: the history goes with the new message, fitted to the context
@@ -43,7 +43,7 @@ public sealed class ConversationService(ConversationStore store, AgentRegistry r
             input = input with { Background = [.. input.Background, new ChatMessage(ChatRole.User, remembered)] };
         var user = new StoredMessage(Guid.CreateVersion7(), 0, "user", input.Task, null, null, task.Id, DateTimeOffset.UtcNow);
         if (agents.Count == 0 || history.Count == 0)
-            return new ConversationTurn(input, task.ApiKeyId, sessionId, user, new HistoryWindow(0, 0, 0, 0, false));
+            return new ConversationTurn(input, task.ApiKeyId, sessionId, user, new HistoryWindow(0, 0, 0, 0));
 
         // Several agents may answer (parallel, cascade): the history must fit the smallest window among them.
         var (agent, model, window, reply) = agents
@@ -98,7 +98,7 @@ public sealed class ConversationService(ConversationStore store, AgentRegistry r
         {
             History = [.. kept.Select(m => new ChatMessage(m.Role == "assistant" ? ChatRole.Assistant : ChatRole.User, m.Content))],
             Background = summary is null ? input.Background : [.. input.Background, new ChatMessage(ChatRole.User, SummaryMessage(summary))],
-        }, task.ApiKeyId, sessionId, user, new HistoryWindow(kept.Count, summarized, tokens, window, summary is not null));
+        }, task.ApiKeyId, sessionId, user, new HistoryWindow(kept.Count, summarized, tokens, window));
 
     /// <summary>One cheap call: the earlier summary and the messages it does not cover yet, as data, in; a new summary out.</summary>
     private async Task<(string? Summary, AgentRun Run)> SummarizeAsync(AgentDefinition agent, string? previous, IReadOnlyList<StoredMessage> older,
