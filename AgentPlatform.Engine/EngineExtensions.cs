@@ -77,7 +77,7 @@ public static class EngineExtensions
         // through the Aspire client integration's enrich form (it needs our data source): health check, traces
         // and metrics. Its retrying execution strategy stays off: our writes are conditional updates that the
         // callers retry themselves, and a blind re-run of SaveChanges after a lost acknowledgement could apply twice.
-        var postgres = Required(configuration, PostgresConnectionName);
+        var postgres = WithPoolLimit(Required(configuration, PostgresConnectionName));
         services.AddNpgsqlDataSource(postgres);
         services.AddDbContext<AgentDbContext>((sp, options) => options.UseNpgsql(sp.GetRequiredService<NpgsqlDataSource>()));
         builder.EnrichNpgsqlDbContext<AgentDbContext>(settings => settings.DisableRetry = true);
@@ -228,9 +228,28 @@ public static class EngineExtensions
         builder.AddAgentTools();
         builder.AddLongTermMemory();
         builder.AddUsageLedger();
+        // Like the ledger: registered before the services that finish sync tasks, so at shutdown it stops after them.
+        services.AddSingleton<TaskWriteBehind>();
+        services.AddHostedService(sp => sp.GetRequiredService<TaskWriteBehind>());
         builder.AddResponseCache();
         return builder;
     }
+
+    /// <summary>
+    /// Npgsql's default pool (100 connections) in each of the Api, the Worker and Hangfire's storage would pass Postgres's
+    /// default max_connections (100) under a burst, and a request then fails with "too many clients" instead of waiting a
+    /// moment for a pooled connection. Unless the connection string sets a pool size, each pool keeps to
+    /// <see cref="DefaultMaxPoolSize"/>: the request paths hold a connection only for a statement or two.
+    /// </summary>
+    private static string WithPoolLimit(string connectionString)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        if (builder.MaxPoolSize != new NpgsqlConnectionStringBuilder().MaxPoolSize) return connectionString;
+        builder.MaxPoolSize = DefaultMaxPoolSize;
+        return builder.ConnectionString;
+    }
+
+    public const int DefaultMaxPoolSize = 30;
 
     private static string Required(IConfiguration configuration, string name) =>
         configuration.GetConnectionString(name) is { Length: > 0 } value

@@ -52,8 +52,9 @@ public static class AgentTaskApi
 
     /// <summary>What the task handlers need, as one scoped service (not a validated [AsParameters] type).</summary>
     public sealed class TaskServices(AgentDbContext db, AgentRegistry agents, AgentRouter router, AgentStats stats, TaskQueue queue,
-        TaskRunner runner, TaskEvents events, TaskLeases leases, ILogger<TaskServices> logger)
+        TaskRunner runner, TaskEvents events, TaskLeases leases, TaskWriteBehind writeBehind, ILogger<TaskServices> logger)
     {
+        public TaskWriteBehind WriteBehind { get; } = writeBehind;
         public ILogger Logger { get; } = logger;
         public TaskLeases Leases { get; } = leases;
         public AgentDbContext Db { get; } = db;
@@ -138,6 +139,10 @@ public static class AgentTaskApi
                 detail: caller.AllowedAgents is { Length: 0 }
                     ? "This API key may use no agent: its allowed_agents list is empty."
                     : $"This API key may not use the agent '{notAllowed}', and no agent it may use can take this task."));
+        // A plain sync task (no session, no Idempotency-Key) is stored once it finished, in a batch: the request does not wait
+        // for Postgres. The others are stored first: an async task must be durable before it is accepted, a chat turn is
+        // written with its messages, and an Idempotency-Key needs its row to answer a retry.
+        var writtenBehind = !request.AsyncExecution && request.SessionId is null && idempotencyKey is null && services.WriteBehind.Accepting;
         var task = new AgentTask
         {
             Id = Guid.CreateVersion7(),
@@ -155,14 +160,16 @@ public static class AgentTaskApi
             Status = request.AsyncExecution ? TaskStatus.Queued : TaskStatus.Running,
             StartedAt = request.AsyncExecution ? null : DateTimeOffset.UtcNow,
             Attempts = request.AsyncExecution ? 0 : 1,
-            LeaseOwner = request.AsyncExecution ? null : Guid.NewGuid(),
-            LeaseExpiresAt = request.AsyncExecution ? null : DateTimeOffset.UtcNow + services.Leases.Duration,
+            LeaseOwner = request.AsyncExecution || writtenBehind ? null : Guid.NewGuid(),
+            LeaseExpiresAt = request.AsyncExecution || writtenBehind ? null : DateTimeOffset.UtcNow + services.Leases.Duration,
             CacheOutcome = BypassesCache(request, http) ? CacheOutcomes.Bypass : null,
             IdempotencyKey = idempotencyKey,
             RequestHash = hash,
             TraceParent = Activity.Current?.Id,
             CreatedAt = DateTimeOffset.UtcNow,
+            WrittenBehind = writtenBehind,
         };
+        if (writtenBehind) return new Submission(task, null);
         services.Db.Tasks.Add(task);
         try
         {
@@ -287,6 +294,8 @@ public static class AgentTaskApi
             });
 
         var keyId = user.GetCaller().KeyId;
+        // A sync task this instance finished and has not written yet.
+        if (services.WriteBehind.Find(taskId, keyId) is { } finished) return TypedResults.Ok(TaskView.From(finished));
         Task<AgentTask?> Read(CancellationToken ct) =>
             services.Db.Tasks.AsNoTracking().FirstOrDefaultAsync(t => t.Id == taskId && t.ApiKeyId == keyId, ct);
 
@@ -300,6 +309,7 @@ public static class AgentTaskApi
         Guid taskId, [FromServices] TaskServices services, ClaimsPrincipal user)
     {
         var keyId = user.GetCaller().KeyId;
+        await services.WriteBehind.WhenWrittenAsync(taskId, CancellationToken.None);
         var task = await services.Db.Tasks.AsNoTracking().FirstOrDefaultAsync(t => t.Id == taskId && t.ApiKeyId == keyId);
         if (task is null) return TaskNotFound(taskId);
 
@@ -321,10 +331,13 @@ public static class AgentTaskApi
     }
 
     public static async Task<Results<Ok<FeedbackResponse>, NotFound<ProblemDetails>>> SubmitFeedbackAsync(
-        FeedbackRequest request, [FromServices] AgentDbContext db, [FromServices] AgentStats stats, ClaimsPrincipal user)
+        FeedbackRequest request, [FromServices] AgentDbContext db, [FromServices] AgentStats stats, [FromServices] TaskWriteBehind writeBehind,
+        ClaimsPrincipal user)
     {
         var keyId = user.GetCaller().KeyId;
         var taskId = request.TaskId!.Value;
+        // The rating refers to the task's row: a sync task this instance just finished is written first.
+        await writeBehind.WhenWrittenAsync(taskId, CancellationToken.None);
         var agent = await db.Tasks.Where(t => t.Id == taskId && t.ApiKeyId == keyId).Select(t => t.Agent).FirstOrDefaultAsync();
         if (agent is null) return TaskNotFound(taskId);
 

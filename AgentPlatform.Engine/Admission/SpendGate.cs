@@ -89,7 +89,7 @@ public sealed class SpendGate(IConnectionMultiplexer redis, IOptionsMonitor<Tier
             local expired = redis.call('ZRANGEBYSCORE', b[2], '-inf', nowms)
             for _, rid in ipairs(expired) do
               local a = redis.call('HGET', b[1], 'r:' .. rid)
-              if a then redis.call('HINCRBY', b[1], 'reserved', -tonumber(a)); redis.call('HDEL', b[1], 'r:' .. rid) end
+              if a then redis.call('HINCRBY', b[1], 'reserved', 0 - tonumber(a)); redis.call('HDEL', b[1], 'r:' .. rid) end
             end
             if #expired > 0 then redis.call('ZREMRANGEBYSCORE', b[2], '-inf', nowms) end
             local spent = tonumber(redis.call('HGET', b[1], 'spent'))
@@ -124,7 +124,7 @@ public sealed class SpendGate(IConnectionMultiplexer redis, IOptionsMonitor<Tier
         for i = 2, #KEYS, 2 do
           local a = redis.call('HGET', KEYS[i], 'r:' .. ARGV[4])
           if a then
-            redis.call('HINCRBY', KEYS[i], 'reserved', -tonumber(a))
+            redis.call('HINCRBY', KEYS[i], 'reserved', 0 - tonumber(a))
             redis.call('HDEL', KEYS[i], 'r:' .. ARGV[4])
             redis.call('ZREM', KEYS[i + 1], ARGV[4])
           end

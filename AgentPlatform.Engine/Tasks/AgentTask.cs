@@ -55,6 +55,13 @@ public sealed class AgentTask
     /// <summary>Set (not stored) when this run was refused by a token limit or budget before any LLM call.</summary>
     [System.ComponentModel.DataAnnotations.Schema.NotMapped]
     public Admission.SpendRefusal? Refusal { get; set; }
+
+    /// <summary>
+    /// Not stored: a plain sync task whose row is written once it finished (<see cref="TaskWriteBehind"/>). It runs without
+    /// a lease (no other run can see it) and is cancelled by its request closing.
+    /// </summary>
+    [System.ComponentModel.DataAnnotations.Schema.NotMapped]
+    public bool WrittenBehind { get; set; }
 }
 
 public static class TaskStatus

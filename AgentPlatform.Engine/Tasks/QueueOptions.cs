@@ -45,4 +45,16 @@ public sealed class QueueOptions
 
     /// <summary>How long a finished run keeps trying to record its result (a database outage) before giving up.</summary>
     public TimeSpan RecordResultTimeout { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>
+    /// Plain sync tasks (no session, no Idempotency-Key) are stored after their run, in batches, instead of before and after
+    /// it (<see cref="TaskWriteBehind"/>). Off: every sync task is stored before it runs.
+    /// </summary>
+    public bool WriteBehind { get; set; } = true;
+
+    /// <summary>
+    /// Most finished sync tasks held unwritten (Postgres away); past it, sync tasks are stored before they run again, so an
+    /// outage answers 503 instead of growing the buffer.
+    /// </summary>
+    public int WriteBehindMaxPending { get; set; } = 10_000;
 }

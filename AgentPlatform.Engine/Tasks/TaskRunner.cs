@@ -36,8 +36,8 @@ public enum CancellationOutcome
 /// </summary>
 public sealed class TaskRunner(
     AgentDbContext db, AgentRegistry agents, AgentRouter router, TaskExecutor executor, TaskEvents events, TaskLeases leases,
-    ConversationService conversations, ConversationStore history, ResponseCache cache, SpendGate spend, NpgsqlDataSource dataSource,
-    IOptions<QueueOptions> queue, ILogger<TaskRunner> logger)
+    ConversationService conversations, ConversationStore history, ResponseCache cache, SpendGate spend, TaskWriteBehind writeBehind,
+    NpgsqlDataSource dataSource, IOptions<QueueOptions> queue, ILogger<TaskRunner> logger)
 {
     /// <summary>Runs a stored task (the Worker's path): loads it, claims it, executes it.</summary>
     public async Task<AgentTask?> RunAsync(Guid taskId, CancellationOutcome onCancel, CancellationToken cancellationToken)
@@ -84,13 +84,15 @@ public sealed class TaskRunner(
     }
 
     /// <summary>
-    /// Runs a task its caller has just stored as running under <paramref name="owner"/>'s lease (the Api's sync path),
-    /// saving the load and claim round trips; nobody long-polls a sync task, so no change signals are sent either.
+    /// Runs a sync task in the request that submitted it (the Api's sync path): one its caller has just stored as running
+    /// under its lease, or one <see cref="AgentTask.WrittenBehind"/> (stored when it finishes). Either way the load and claim
+    /// round trips are saved; nobody long-polls a sync task, so no change signals are sent either.
     /// </summary>
     /// <param name="input">What the run is asked when it is more than the stored task (a stream, the client's own messages).</param>
     public async Task<AgentTask> RunClaimedAsync(AgentTask task, ToolCaller caller, CancellationToken cancellationToken, RunInput? input = null)
     {
         using var scope = logger.BeginScope(new Dictionary<string, object> { ["TaskId"] = task.Id, ["ApiKeyId"] = task.ApiKeyId });
+        if (task.WrittenBehind) return (await ExecuteAsync(task, caller, CancellationOutcome.Cancel, null, cancellationToken, input))!;
         await using var held = leases.Keep(task.Id, task.LeaseOwner ?? throw new InvalidOperationException("A claimed task has a lease owner."));
         return (await ExecuteAsync(task, caller, CancellationOutcome.Cancel, held, cancellationToken, input))!;
     }
@@ -123,12 +125,13 @@ public sealed class TaskRunner(
         return task;
     }
 
-    private async Task<AgentTask?> ExecuteAsync(AgentTask task, ToolCaller caller, CancellationOutcome onCancel, TaskLease held,
+    /// <param name="held">The run's lease; null for a task written behind (nobody else can see it).</param>
+    private async Task<AgentTask?> ExecuteAsync(AgentTask task, ToolCaller caller, CancellationOutcome onCancel, TaskLease? held,
         CancellationToken cancellationToken, RunInput? input = null)
     {
         using var activity = StartActivity(task);
         using var usage = Billing.UsageScope.Begin(task.ApiKeyId, task.Id, task.SessionId);
-        using var run = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, held.Lost);
+        using var run = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, held?.Lost ?? CancellationToken.None);
         // The decision was made (and shown to the client) when the task was accepted; an old task without one is routed now.
         using var toolCalls = ToolCallLog.Begin();
         var clock = Stopwatch.StartNew();
@@ -163,7 +166,7 @@ public sealed class TaskRunner(
                 (reservation, var refusal, degrade) = await spend.AdmitAsync(task.ApiKeyId, limits, runAgents, asked, run.Token);
                 if (refusal is not null)
                 {
-                    if (refusal.Kind == "unavailable" && onCancel == CancellationOutcome.Requeue)
+                    if (refusal.Kind == "unavailable" && onCancel == CancellationOutcome.Requeue && held is not null)
                     {
                         await RequeueAsync(task, held);
                         throw new SpendUnavailableException(refusal.Message);
@@ -196,7 +199,7 @@ public sealed class TaskRunner(
             activity?.SetStatus(ActivityStatusCode.Error, error);
             return await FinishAsync(task, TaskStatus.Failed, decision.Agent, null, error, null, result, routing, calls, clock.Elapsed);
         }
-        catch (OperationCanceledException e) when (held.Lost.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException e) when (held is { Lost.IsCancellationRequested: true } && !cancellationToken.IsCancellationRequested)
         {
             interrupted = e as RunCancelledException;
             // Cancelled by the client, or taken over after this run's lease lapsed: the row says which. A cancelled task
@@ -208,7 +211,7 @@ public sealed class TaskRunner(
         catch (OperationCanceledException e) when (cancellationToken.IsCancellationRequested)
         {
             interrupted = e as RunCancelledException;
-            if (onCancel == CancellationOutcome.Requeue)
+            if (onCancel == CancellationOutcome.Requeue && held is not null)
             {
                 await RequeueAsync(task, held);
                 await RecordSpendIfCancelledAsync(task.Id, e, toolCalls.Log); // the job was stopped because the client cancelled
@@ -288,6 +291,15 @@ public sealed class TaskRunner(
         task.ToolCallsJson = toolCalls;
         task.CompletedAt = DateTimeOffset.UtcNow;
 
+        if (task.WrittenBehind)
+        {
+            // Nobody else could claim it: no conditional update, the row is written in the next batch.
+            task.LeaseOwner = null;
+            writeBehind.Add(task);
+            Finished(task, elapsed);
+            return task;
+        }
+
         // Only the run that holds the task may finish it. A failure to record the result (a database blip) is retried
         // here, with the result in hand, instead of failing the job and calling the LLM again.
         var deadline = DateTimeOffset.UtcNow + queue.Value.RecordResultTimeout;
@@ -346,11 +358,19 @@ public sealed class TaskRunner(
         if (updated == 0) return await ReloadAsync(task.Id); // cancelled or taken over meanwhile
         if (appended is not null) await history.PublishAsync(appended);
 
-        PlatformTelemetry.RecordTask(agent, status, elapsed);
-        logger.LogInformation("Task {TaskId} {Status} by {Agent} ({Strategy}) in {DurationMs} ms ({PromptTokens}+{CompletionTokens} tokens, ${CostUsd})",
-            task.Id, status, agent, task.Strategy, task.DurationMs, task.PromptTokens, task.CompletionTokens, task.CostUsd);
+        Finished(task, elapsed);
         if (task.IsAsync) await events.PublishAsync(task.Id);
         return task;
+    }
+
+    private void Finished(AgentTask task, TimeSpan elapsed)
+    {
+        PlatformTelemetry.RecordTask(task.Agent, task.Status, elapsed);
+        // Debug for sync tasks: at gateway rates a line per request costs more than the request; the trace and the
+        // agent_tasks metrics carry it. Async tasks (a few per second, looked for later) keep their line.
+        logger.Log(task.IsAsync ? LogLevel.Information : LogLevel.Debug,
+            "Task {TaskId} {Status} by {Agent} ({Strategy}) in {DurationMs} ms ({PromptTokens}+{CompletionTokens} tokens, ${CostUsd})",
+            task.Id, task.Status, task.Agent, task.Strategy, task.DurationMs, task.PromptTokens, task.CompletionTokens, task.CostUsd);
     }
 
     private Task<AgentTask?> ReloadAsync(Guid id) =>

@@ -72,6 +72,7 @@ public sealed class UsageLedgerTests(PlatformFixture platform, ITestOutputHelper
 
     private async Task<List<AgentTask>> TasksAsync(Guid keyId)
     {
+        await platform.Api.Services.GetRequiredService<TaskWriteBehind>().FlushAsync(); // sync tasks' rows are written behind
         await using var scope = platform.Api.Services.CreateAsyncScope();
         return await scope.ServiceProvider.GetRequiredService<AgentDbContext>().Tasks.AsNoTracking()
             .Where(t => t.ApiKeyId == keyId).ToListAsync();
@@ -167,8 +168,8 @@ public sealed class UsageLedgerTests(PlatformFixture platform, ITestOutputHelper
         var streamed = await client.PostAsJsonAsync("/agent/chat/stream", new { message = "a streamed turn", agent_type = a });
         Assert.Contains("event: done", await streamed.Content.ReadAsStringAsync());
 
-        // A sync run cancelled after its first call was answered.
-        var cancelled = client.ExecuteAsync(new { task = $"{cancelMarker} run", agent_type = "general" });
+        // A sync run cancelled after its first call was answered (stored first, by its Idempotency-Key, to be found and cancelled).
+        var cancelled = client.ExecuteAsync(new { task = $"{cancelMarker} run", agent_type = "general" }, idempotencyKey: Unique("led-cancel"));
         await HttpExtensions.WaitUntilAsync(() => Task.FromResult(platform.Llm.CallsFor(cancelMarker).Count(c => !c.Completed) == 2), what: "the second call");
         var cancelledId = (await TasksAsync(keyId)).Single(t => t.Input == $"{cancelMarker} run").Id;
         Assert.Equal(HttpStatusCode.OK, (await client.PostAsync($"/agent/tasks/{cancelledId}/cancel", null)).StatusCode);

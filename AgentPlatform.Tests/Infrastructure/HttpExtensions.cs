@@ -9,12 +9,12 @@ public static class HttpExtensions
         (await response.Content.ReadFromJsonAsync<JsonObject>())!;
 
     public static Task<HttpResponseMessage> ExecuteAsync(this HttpClient client, object body, string? idempotencyKey = null,
-        string? traceParent = null)
+        string? traceParent = null, CancellationToken cancellationToken = default)
     {
         var request = new HttpRequestMessage(HttpMethod.Post, "/agent/execute") { Content = JsonContent.Create(body) };
         if (idempotencyKey is not null) request.Headers.Add("Idempotency-Key", idempotencyKey);
         if (traceParent is not null) request.Headers.Add("traceparent", traceParent);
-        return client.SendAsync(request);
+        return client.SendAsync(request, cancellationToken);
     }
 
     public static async Task<JsonObject> StatusAsync(this HttpClient client, string taskId, int wait = 0)

@@ -69,6 +69,9 @@ public sealed class OpenAiHttpTests(PlatformFixture platform)
 
     private async Task<string> StoredInputAsync(string taskId)
     {
+        // A sync task's row is written behind its answer.
+        await Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions
+            .GetRequiredService<AgentPlatform.Engine.Tasks.TaskWriteBehind>(platform.Api.Services).FlushAsync();
         using var scope = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.CreateScope(platform.Api.Services);
         var db = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions
             .GetRequiredService<AgentPlatform.Engine.Data.AgentDbContext>(scope.ServiceProvider);

@@ -167,13 +167,14 @@ public sealed class ExactlyOnceTests(PlatformFixture platform, ITestOutputHelper
     }
 
     [Fact]
-    public async Task Cancelling_a_running_sync_task_stops_its_llm_call_within_about_a_second()
+    public async Task Cancelling_a_running_sync_task_stored_first_stops_its_llm_call_within_about_a_second()
     {
         platform.Llm.Script("cancel-sync", new LlmStep(Delay: TimeSpan.FromSeconds(20), Content: "too late"));
         var key = await platform.CreateKeyAsync();
         var client = platform.Client(key);
 
-        var request = client.ExecuteAsync(new { task = "cancel-sync run", agent_type = "general" });
+        // With an Idempotency-Key a sync task is stored before it runs, so it can be found and cancelled while it runs.
+        var request = client.ExecuteAsync(new { task = "cancel-sync run", agent_type = "general" }, idempotencyKey: Guid.NewGuid().ToString());
         await HttpExtensions.WaitUntilAsync(() => Task.FromResult(platform.Llm.CallsFor("cancel-sync").Count == 1), what: "the LLM call");
         Guid taskId;
         await using (var scope = platform.Api.Services.CreateAsyncScope())
@@ -191,6 +192,57 @@ public sealed class ExactlyOnceTests(PlatformFixture platform, ITestOutputHelper
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2), $"the sync request ended {clock.Elapsed.TotalSeconds:0.0} s after the cancel");
         Assert.DoesNotContain(platform.Llm.CallsFor("cancel-sync"), c => c.Completed);
         Assert.Equal("cancelled", (await client.StatusAsync(taskId.ToString()))["status"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task A_plain_sync_task_is_stored_after_it_finishes_and_readable_at_once()
+    {
+        platform.Llm.Script("behind-sync", new LlmStep(Delay: TimeSpan.FromSeconds(1), Content: "written behind"));
+        var client = platform.Client(await platform.CreateKeyAsync());
+
+        var request = client.ExecuteAsync(new { task = "behind-sync run", agent_type = "general" });
+        await HttpExtensions.WaitUntilAsync(() => Task.FromResult(platform.Llm.CallsFor("behind-sync").Count == 1), what: "the LLM call");
+        // Running: no row yet (the request does not wait for Postgres before or after the LLM call).
+        Assert.False(await StoredAsync("behind-sync run"));
+
+        using var response = await request;
+        var body = await response.JsonAsync();
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        // Readable at once on this instance, from the batch not yet written or from Postgres.
+        var status = await client.StatusAsync(body["task_id"]!.GetValue<string>());
+        Assert.Equal("completed", status["status"]!.GetValue<string>());
+        Assert.Equal("written behind", status["result"]!.GetValue<string>());
+        // And in Postgres one write later.
+        await HttpExtensions.WaitUntilAsync(() => StoredAsync("behind-sync run"), 5, "the task's row");
+        var stored = await LoadAsync(Guid.Parse(body["task_id"]!.GetValue<string>()));
+        Assert.Equal(TaskStatus.Completed, stored.Status);
+        Assert.Equal("written behind", stored.Result);
+        Assert.Null(stored.LeaseOwner);
+    }
+
+    [Fact]
+    public async Task A_plain_sync_task_whose_client_goes_away_stops_its_llm_call_and_is_stored_cancelled()
+    {
+        platform.Llm.Script("gone-sync", new LlmStep(Delay: TimeSpan.FromSeconds(20), Content: "too late"));
+        var client = platform.Client(await platform.CreateKeyAsync());
+
+        using var gone = new CancellationTokenSource();
+        var request = client.ExecuteAsync(new { task = "gone-sync run", agent_type = "general" }, cancellationToken: gone.Token);
+        await HttpExtensions.WaitUntilAsync(() => Task.FromResult(platform.Llm.CallsFor("gone-sync").Count == 1), what: "the LLM call");
+        await gone.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => request);
+
+        await HttpExtensions.WaitUntilAsync(() => StoredAsync("gone-sync run"), 10, "the cancelled task's row");
+        await using var scope = platform.Api.Services.CreateAsyncScope();
+        var stored = await scope.ServiceProvider.GetRequiredService<AgentDbContext>().Tasks.AsNoTracking().SingleAsync(t => t.Input == "gone-sync run");
+        Assert.Equal(TaskStatus.Cancelled, stored.Status);
+        Assert.DoesNotContain(platform.Llm.CallsFor("gone-sync"), c => c.Completed);
+    }
+
+    private async Task<bool> StoredAsync(string input)
+    {
+        await using var scope = platform.Api.Services.CreateAsyncScope();
+        return await scope.ServiceProvider.GetRequiredService<AgentDbContext>().Tasks.AnyAsync(t => t.Input == input);
     }
 
     [Fact]

@@ -65,6 +65,7 @@ public sealed class WebhookTests(PlatformFixture platform)
         var hook = "rebound-" + Guid.NewGuid().ToString("N")[..8];
         var client = platform.Client((await CreateKeyAsync()).Key);
         var taskId = Guid.Parse((await (await client.ExecuteAsync(new { task = "deliver me later" })).JsonAsync())["task_id"]!.GetValue<string>());
+        await platform.Api.Services.GetRequiredService<TaskWriteBehind>().WhenWrittenAsync(taskId, CancellationToken.None);
         // As if a public name had been re-bound to 127.0.0.1 after the submission was accepted.
         var url = platform.Llm.WebhookUrl(hook).Replace("127.0.0.1", "localhost");
         using (var scope = platform.Api.Services.CreateScope())

@@ -1,0 +1,202 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
+using System.Threading.Channels;
+using AgentPlatform.Engine.Data;
+using AgentPlatform.Engine.Infrastructure;
+using AgentPlatform.Engine.Telemetry;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace AgentPlatform.Engine.Tasks;
+
+/// <summary>
+/// The rows of plain sync tasks (no session, no Idempotency-Key), written after their run instead of before and after
+/// it: the sync request answers without waiting for Postgres. A finished task waits here until Postgres has it; the
+/// writer commits whatever has gathered as soon as the previous write is done (group commit: one INSERT batch per round
+/// trip under load, a write within a millisecond or two when idle), so a task is readable by
+/// <c>GET /agent/status</c> on any instance one write later (milliseconds; the README gives the measured bound), and at once
+/// on the instance that ran it (<see cref="Find"/>). An outage keeps the rows buffered and retried; past
+/// <see cref="QueueOptions.WriteBehindMaxPending"/> new sync tasks take the stored path (and get the outage's 503) rather
+/// than grow the buffer. A clean shutdown writes everything still buffered.
+/// </summary>
+public sealed class TaskWriteBehind(IServiceScopeFactory scopes, NpgsqlDataSource dataSource, EngineReadiness readiness,
+    IOptions<QueueOptions> options, ILogger<TaskWriteBehind> logger) : BackgroundService
+{
+    private const int MaxBatch = 500;
+    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(10);
+
+    private readonly ConcurrentDictionary<Guid, Pending> _pending = new();
+    private readonly Channel<bool> _added = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+    private int _failures;
+
+    private sealed record Pending(AgentTask Task)
+    {
+        public TaskCompletionSource Written { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    /// <summary>Whether plain sync tasks are written behind now (on by setting, and the buffer has room).</summary>
+    public bool Accepting => options.Value.WriteBehind && _pending.Count < options.Value.WriteBehindMaxPending;
+
+    /// <summary>Finished tasks not yet in Postgres.</summary>
+    public int Unwritten => _pending.Count;
+
+    /// <summary>Takes a finished task's row; never blocks.</summary>
+    public void Add(AgentTask task)
+    {
+        if (!_pending.TryAdd(task.Id, new Pending(task))) return;
+        TaskWriteBehindTelemetry.Unwritten(+1);
+        _added.Writer.TryWrite(true);
+    }
+
+    /// <summary>A finished task of this key that this instance has not written yet (reads see it before Postgres does).</summary>
+    public AgentTask? Find(Guid taskId, Guid keyId) =>
+        _pending.TryGetValue(taskId, out var pending) && pending.Task.ApiKeyId == keyId ? pending.Task : null;
+
+    /// <summary>Waits until the task's row is in Postgres, if this instance holds it unwritten (a write that refers to the row needs it).</summary>
+    public Task WhenWrittenAsync(Guid taskId, CancellationToken cancellationToken) =>
+        _pending.TryGetValue(taskId, out var pending) ? pending.Written.Task.WaitAsync(cancellationToken) : Task.CompletedTask;
+
+    /// <summary>Writes everything buffered now (tests, and shutdown).</summary>
+    public async Task FlushAsync(CancellationToken cancellationToken = default)
+    {
+        while (!_pending.IsEmpty && !cancellationToken.IsCancellationRequested)
+        {
+            if (await WriteAsync(cancellationToken)) continue;
+            await Task.Delay(TimeSpan.FromMilliseconds(250), cancellationToken);
+        }
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        try
+        {
+            await readiness.WhenReady.WaitAsync(stoppingToken);
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                if (_pending.IsEmpty) await _added.Reader.ReadAsync(stoppingToken);
+                _added.Reader.TryRead(out _);
+                if (await WriteAsync(CancellationToken.None)) continue;
+                // Postgres is away: retry, backing off (doubling from 100 ms up to 10 s) rather than spinning.
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(MaxBackoff.TotalMilliseconds, 100 << Math.Min(_failures, 7))), stoppingToken);
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // Shutdown: StopAsync writes what is left.
+        }
+    }
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken);
+        if (!readiness.IsReady) return;
+        try
+        {
+            await FlushAsync(cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            // The host's shutdown time ran out; what is left is logged below.
+        }
+        if (!_pending.IsEmpty)
+            logger.LogError("Shutting down with {Count} finished sync tasks whose rows could not be written to Postgres; they are lost", _pending.Count);
+    }
+
+    /// <summary>One batch (what has gathered, up to <see cref="MaxBatch"/>); false when Postgres refused it or was away.</summary>
+    private async Task<bool> WriteAsync(CancellationToken cancellationToken)
+    {
+        var batch = _pending.Values.Take(MaxBatch).ToList();
+        if (batch.Count == 0) return true;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        try
+        {
+            await InsertAsync(batch.Select(p => p.Task), cancellationToken);
+        }
+        catch (DbUpdateException e) when (e.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
+        {
+            // A batch whose acknowledgement was lost was written after all: one by one, the rows already there are skipped.
+            foreach (var pending in batch)
+            {
+                try
+                {
+                    await InsertAsync([pending.Task], cancellationToken);
+                }
+                catch (DbUpdateException one) when (one.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
+                {
+                    // Already written.
+                }
+                catch (Exception other)
+                {
+                    return Failed(other);
+                }
+                Written(pending);
+            }
+            return true;
+        }
+        catch (Exception e)
+        {
+            return Failed(e);
+        }
+        TaskWriteBehindTelemetry.WriteDuration.Record(clock.Elapsed.TotalSeconds);
+        foreach (var pending in batch) Written(pending);
+        if (_failures > 0)
+        {
+            logger.LogInformation("Sync task rows are written again; {Count} were buffered", _pending.Count);
+            _failures = 0;
+        }
+        return true;
+    }
+
+    private async Task InsertAsync(IEnumerable<AgentTask> tasks, CancellationToken cancellationToken)
+    {
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<AgentDbContext>();
+        // Copies: the request that ran a task may still be reading its object while EF tracks this one.
+        db.Tasks.AddRange(tasks.Select(Copy));
+        await db.SaveChangesAsync(cancellationToken);
+    }
+
+    private void Written(Pending pending)
+    {
+        if (!_pending.TryRemove(pending.Task.Id, out _)) return;
+        TaskWriteBehindTelemetry.Unwritten(-1);
+        pending.Written.TrySetResult();
+    }
+
+    private bool Failed(Exception e)
+    {
+        // The rows stay buffered; a task-row write never takes the service down.
+        if (_failures++ == 0) logger.LogWarning(e, "Could not write {Count} finished sync tasks; they stay buffered and are retried", _pending.Count);
+        PostgresPools.ClearAfter(e, dataSource);
+        return false;
+    }
+
+    private static AgentTask Copy(AgentTask t) => new()
+    {
+        Id = t.Id, ApiKeyId = t.ApiKeyId, Agent = t.Agent, Input = t.Input, ContextJson = t.ContextJson, Priority = t.Priority,
+        SessionId = t.SessionId, WebhookUrl = t.WebhookUrl, IsAsync = t.IsAsync, Status = t.Status, Result = t.Result, Error = t.Error,
+        Model = t.Model, PromptTokens = t.PromptTokens, CompletionTokens = t.CompletionTokens, CostUsd = t.CostUsd, DurationMs = t.DurationMs,
+        RoutingJson = t.RoutingJson, Strategy = t.Strategy, ToolCallsJson = t.ToolCallsJson, CacheOutcome = t.CacheOutcome, Attempts = t.Attempts,
+        LeaseOwner = t.LeaseOwner, LeaseExpiresAt = t.LeaseExpiresAt, IdempotencyKey = t.IdempotencyKey, RequestHash = t.RequestHash,
+        JobId = t.JobId, TraceParent = t.TraceParent, CreatedAt = t.CreatedAt, StartedAt = t.StartedAt, CompletedAt = t.CompletedAt,
+    };
+}
+
+/// <summary>The write-behind buffer's metrics.</summary>
+internal static class TaskWriteBehindTelemetry
+{
+    private static long _unwritten;
+
+    public static void Unwritten(int delta) => Interlocked.Add(ref _unwritten, delta);
+
+    public static readonly ObservableGauge<long> UnwrittenGauge = PlatformTelemetry.Meter.CreateObservableGauge(
+        "agent_task_rows_unwritten", () => Interlocked.Read(ref _unwritten),
+        description: "Finished sync tasks whose rows are not yet in Postgres");
+
+    public static readonly Histogram<double> WriteDuration = PlatformTelemetry.Meter.CreateHistogram<double>(
+        "agent_task_rows_write_duration", unit: "s", description: "Time to write one batch of finished sync tasks' rows");
+}
