@@ -2,6 +2,7 @@ using Hangfire;
 using System.Diagnostics;
 using System.Security.Claims;
 using AgentPlatform.Api.Admission;
+using AgentPlatform.Engine.Admission;
 using AgentPlatform.Api.Auth;
 using AgentPlatform.Engine.Agents;
 using AgentPlatform.Engine.Caching;
@@ -30,6 +31,7 @@ public static class AgentTaskApi
             .AddEndpointFilter<RateLimitFilter>();
 
         api.MapPost("/execute", ExecuteAsync)
+            .WithMetadata(new RunsTaskMetadata())
             .AddEndpointFilter<PromptInjectionFilter>()
             .WithName("ExecuteTask")
             .WithSummary("Run a task on an agent, synchronously (200) or in the background (202)")
@@ -52,8 +54,10 @@ public static class AgentTaskApi
 
     /// <summary>What the task handlers need, as one scoped service (not a validated [AsParameters] type).</summary>
     public sealed class TaskServices(AgentDbContext db, AgentRegistry agents, AgentRouter router, AgentStats stats, TaskQueue queue,
-        TaskRunner runner, TaskEvents events, TaskLeases leases, TaskWriteBehind writeBehind, ILogger<TaskServices> logger)
+        TaskRunner runner, TaskEvents events, TaskLeases leases, TaskWriteBehind writeBehind, RequestRateLimiter requests,
+        ILogger<TaskServices> logger)
     {
+        public RequestRateLimiter Requests { get; } = requests;
         public TaskWriteBehind WriteBehind { get; } = writeBehind;
         public ILogger Logger { get; } = logger;
         public TaskLeases Leases { get; } = leases;
@@ -78,22 +82,34 @@ public static class AgentTaskApi
         if (submission.Outcome is { } outcome) return outcome;
         var task = submission.Task!;
         if (task.IsAsync) return Accepted(task);
-        var done = await services.Runner.RunClaimedAsync(task, user.GetCaller().ToToolCaller(), http.RequestAborted);
-        SetCacheHeader(http, done);
+        var done = await services.Runner.RunClaimedAsync(task, user.GetCaller().ToToolCaller(), http.RequestAborted, requests: submission.Requests);
+        SetRunHeaders(http, done);
         return SyncOutcome(done, http);
     }
 
-    /// <summary><c>X-Cache: HIT|SEMANTIC|MISS</c>: whether the run's answer came from the response cache, and which tier.</summary>
-    public static void SetCacheHeader(HttpContext http, AgentTask task) =>
+    /// <summary>
+    /// <c>X-Cache: HIT|SEMANTIC|MISS</c> (whether the run's answer came from the response cache, and which tier), and the
+    /// X-RateLimit headers when the run's admission checked the request limit.
+    /// </summary>
+    public static void SetRunHeaders(HttpContext http, AgentTask task)
+    {
         http.Response.Headers["X-Cache"] = CacheOutcomes.Header(task.CacheOutcome);
+        if (task.RequestLimit is { } requests) RateLimitFilter.Apply(http, requests);
+    }
 
     /// <summary><c>"cache": false</c> in the body, or <c>Cache-Control: no-cache</c> (or <c>no-store</c>) on the request.</summary>
     private static bool BypassesCache(ExecuteRequest request, HttpContext http) =>
         request.Cache == false || http.Request.GetTypedHeaders().CacheControl is { NoCache: true } or { NoStore: true };
 
-    /// <summary>A stored task ready to run (sync: claimed by this request; async: queued), or the answer instead of one.</summary>
+    /// <summary>
+    /// A task ready to run (sync: claimed by this request, or written behind; async: queued), or the answer instead of one.
+    /// <see cref="Requests"/>: the request limit the run's admission checks (a task written behind).
+    /// </summary>
     public sealed record Submission(AgentTask? Task,
-        Results<Ok<ExecuteResponse>, Accepted<AcceptedResponse>, ProblemHttpResult, ValidationProblem>? Outcome);
+        Results<Ok<ExecuteResponse>, Accepted<AcceptedResponse>, ProblemHttpResult, ValidationProblem>? Outcome)
+    {
+        public RequestCheck? Requests { get; init; }
+    }
 
     /// <summary>
     /// Everything a task goes through before it runs — agent checks, idempotency, routing, the stored task, the queue — shared
@@ -102,6 +118,19 @@ public static class AgentTaskApi
     public static async Task<Submission> SubmitAsync(ExecuteRequest request, string? idempotencyKey, TaskServices services,
         WebhookTargets webhooks, Caller caller, HttpContext http)
     {
+        // A plain sync task (no session, no Idempotency-Key) is stored once it finished, in a batch: the request does not wait
+        // for Postgres, and its request limit is checked with its admission. The others are stored first, after the request
+        // limit: an async task must be durable before it is accepted, a chat turn is written with its messages, and an
+        // Idempotency-Key needs its row to answer a retry.
+        var writtenBehind = !request.AsyncExecution && request.SessionId is null && idempotencyKey is null && services.WriteBehind.Accepting;
+        var requests = RateLimitFilter.TakeDeferred(http);
+        if (requests is not null && !writtenBehind)
+        {
+            var counted = await services.Requests.AcquireAsync(requests.KeyId, requests.Limit);
+            RateLimitFilter.Apply(http, counted);
+            if (!counted.Allowed) return Refuse(RateLimitFilter.TooMany(caller.Tier, counted));
+            requests = null;
+        }
         if (idempotencyKey is { Length: > 200 } || idempotencyKey is { Length: 0 })
             return Refuse(TypedResults.ValidationProblem(new Dictionary<string, string[]>
             {
@@ -139,10 +168,6 @@ public static class AgentTaskApi
                 detail: caller.AllowedAgents is { Length: 0 }
                     ? "This API key may use no agent: its allowed_agents list is empty."
                     : $"This API key may not use the agent '{notAllowed}', and no agent it may use can take this task."));
-        // A plain sync task (no session, no Idempotency-Key) is stored once it finished, in a batch: the request does not wait
-        // for Postgres. The others are stored first: an async task must be durable before it is accepted, a chat turn is
-        // written with its messages, and an Idempotency-Key needs its row to answer a retry.
-        var writtenBehind = !request.AsyncExecution && request.SessionId is null && idempotencyKey is null && services.WriteBehind.Accepting;
         var task = new AgentTask
         {
             Id = Guid.CreateVersion7(),
@@ -169,7 +194,7 @@ public static class AgentTaskApi
             CreatedAt = DateTimeOffset.UtcNow,
             WrittenBehind = writtenBehind,
         };
-        if (writtenBehind) return new Submission(task, null);
+        if (writtenBehind) return new Submission(task, null) { Requests = requests };
         services.Db.Tasks.Add(task);
         try
         {
@@ -279,7 +304,7 @@ public static class AgentTaskApi
             if (refusal.Kind == "tokens") headers["X-RateLimit-Reset-Tokens"] = headers.RetryAfter.ToString();
         }
         return TypedResults.Problem(statusCode: refusal.Status,
-            title: refusal.Kind switch { "tokens" => "Token limit exceeded", "budget" => "Daily budget exceeded", "agent_budget" => "Agent budget exceeded", _ => "Limits unavailable" },
+            title: refusal.Kind switch { "requests" => "Rate limit exceeded", "tokens" => "Token limit exceeded", "budget" => "Daily budget exceeded", "agent_budget" => "Agent budget exceeded", _ => "Limits unavailable" },
             detail: refusal.Message, type: $"https://agentplatform.dev/problems/{refusal.Kind.Replace('_', '-')}",
             extensions: new Dictionary<string, object?> { ["task_id"] = task.Id, ["limit"] = refusal.Kind, ["agent"] = task.Agent });
     }

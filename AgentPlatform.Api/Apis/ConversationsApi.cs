@@ -31,11 +31,13 @@ public static class ConversationsApi
             .AddEndpointFilter<RateLimitFilter>();
 
         api.MapPost("/chat", ChatAsync)
+            .WithMetadata(new RunsTaskMetadata())
             .AddEndpointFilter<PromptInjectionFilter>()
             .WithName("Chat")
             .WithSummary("Send a message in a session (a new one when session_id is absent) and get the agent's reply");
 
         api.MapPost("/chat/stream", StreamAsync)
+            .WithMetadata(new RunsTaskMetadata())
             .AddEndpointFilter<PromptInjectionFilter>()
             .Produces(StatusCodes.Status200OK, contentType: "text/event-stream")
             .ProducesValidationProblem()
@@ -66,7 +68,7 @@ public static class ConversationsApi
         var (task, refusal) = await SubmitAsync(request, services, webhooks, caller, http);
         if (refusal is not null) return refusal;
         var done = await services.Runner.RunClaimedAsync(task!, caller.ToToolCaller() with { User = request.User }, http.RequestAborted);
-        AgentTaskApi.SetCacheHeader(http, done);
+        AgentTaskApi.SetRunHeaders(http, done);
         if (done.Status != TaskStatus.Completed) return Failure(done, http);
         return TypedResults.Ok(ChatResponse.From(done));
     }
@@ -111,7 +113,7 @@ public static class ConversationsApi
         // with the right status code, as /agent/chat would give.
         var started = await events.Reader.WaitToReadAsync(CancellationToken.None);
         // The run set the task's cache outcome before its first event (a hit is replayed as deltas).
-        AgentTaskApi.SetCacheHeader(http, task);
+        AgentTaskApi.SetRunHeaders(http, task);
         if (!started) return Failure(await run, http);
         events.Reader.TryPeek(out var first);
         if (first!.EventType == ErrorEvent) return Failure(await run, http);

@@ -7,6 +7,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Threading.Channels;
 using AgentPlatform.Api.Admission;
+using AgentPlatform.Engine.Admission;
 using AgentPlatform.Api.Auth;
 using AgentPlatform.Api.Extensions;
 using AgentPlatform.Engine.Agents;
@@ -48,6 +49,7 @@ public static class OpenAiApi
             .WithSummary("One agent (or 'auto') as an OpenAI model; 404 for one this key may not use");
 
         api.MapPost("/chat/completions", ChatCompletionsAsync)
+            .WithMetadata(new RunsTaskMetadata())
             .AddEndpointFilter<PromptInjectionFilter>()
             .Produces<ChatCompletion>()
             .Produces(StatusCodes.Status200OK, contentType: "text/event-stream")
@@ -60,6 +62,7 @@ public static class OpenAiApi
 
         // Seed 000: an agent's own OpenAI endpoint; an SDK whose base URL is /agents/{name} talks to that agent only.
         app.MapPost("/agents/{name}/chat/completions", AgentChatCompletionsAsync)
+            .WithMetadata(new RunsTaskMetadata())
             .WithTags("Agents")
             .RequireAuthorization()
             .AddEndpointFilter(RequestId)
@@ -142,10 +145,11 @@ public static class OpenAiApi
             ConfigureOptions = request.Configure,
             OnResponse = response => answer.Response = response,
         };
-        if (request.Stream) return await StreamAsync(request, task, input, answer, services, caller, http);
+        if (request.Stream) return await StreamAsync(request, task, input, answer, services, caller, http, submission.Requests);
 
-        var done = await services.Runner.RunClaimedAsync(task, caller.ToToolCaller() with { User = EndUser(request.User) }, http.RequestAborted, input);
-        AgentTaskApi.SetCacheHeader(http, done);
+        var done = await services.Runner.RunClaimedAsync(task, caller.ToToolCaller() with { User = EndUser(request.User) }, http.RequestAborted, input,
+            submission.Requests);
+        AgentTaskApi.SetRunHeaders(http, done);
         if (done.Status != TaskStatus.Completed) return AgentTaskApi.SyncOutcome(done, http).Result;
         return TypedResults.Ok(ChatCompletion.From(done, answer));
     }
@@ -156,7 +160,7 @@ public static class OpenAiApi
     /// goes away aborts the request, which cancels the run and with it the LLM call.
     /// </summary>
     private static async Task<IResult> StreamAsync(ChatCompletionRequest request, AgentTask task, RunInput input, Answer answer,
-        AgentTaskApi.TaskServices services, Caller caller, HttpContext http)
+        AgentTaskApi.TaskServices services, Caller caller, HttpContext http, RequestCheck? requests)
     {
         var chunks = new ChunkWriter(task, answer);
         var channel = Channel.CreateUnbounded<JsonObject>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
@@ -172,7 +176,8 @@ public static class OpenAiApi
         {
             try
             {
-                return await services.Runner.RunClaimedAsync(task, caller.ToToolCaller() with { User = EndUser(request.User) }, http.RequestAborted, input);
+                return await services.Runner.RunClaimedAsync(task, caller.ToToolCaller() with { User = EndUser(request.User) }, http.RequestAborted, input,
+                    requests);
             }
             finally
             {
@@ -182,7 +187,7 @@ public static class OpenAiApi
 
         var started = await channel.Reader.WaitToReadAsync(CancellationToken.None);
         // The run set the task's cache outcome before its first chunk (a hit is replayed as chunks).
-        AgentTaskApi.SetCacheHeader(http, task);
+        AgentTaskApi.SetRunHeaders(http, task);
         if (!started && await run is { Status: not TaskStatus.Completed } failed)
             return AgentTaskApi.SyncOutcome(failed, http).Result;
         return TypedResults.ServerSentEvents(ReadAsync(channel.Reader, run, chunks, request.IncludeUsage));

@@ -28,9 +28,17 @@ public sealed record SpendEstimate(long Tokens, decimal CostUsd);
 public sealed record SpendReservation(Guid Id, Guid KeyId, string Day, long Tokens, long TokenBucket, long CostNanos,
     IReadOnlyList<string> Agents, SpendLimits Limits, double? BudgetShare = null);
 
-/// <summary>Why a run was refused: <see cref="Kind"/> is tokens, budget or agent_budget (or unavailable when Redis is down).</summary>
+/// <summary>
+/// Why a run was refused: <see cref="Kind"/> is requests, tokens, budget or agent_budget (or unavailable when Redis is down).
+/// </summary>
 public sealed record SpendRefusal(string Kind, string Message, TimeSpan RetryAfter, int Status = 429, long? TokenLimit = null,
-    long? TokensRemaining = null);
+    long? TokensRemaining = null)
+{
+    /// <summary>The key's requests per minute are used up.</summary>
+    public static SpendRefusal Requests(RateLimitDecision decision) =>
+        new("requests", $"This key allows {decision.Limit} requests per minute; retry in {Math.Max(1, (int)Math.Ceiling(decision.Reset.TotalSeconds))} s.",
+            decision.Reset, 429);
+}
 
 /// <summary>
 /// Token-per-minute limits and daily budgets, decided atomically in Redis so any number of Api replicas and Workers share
@@ -47,76 +55,7 @@ public sealed class SpendGate(IConnectionMultiplexer redis, IOptionsMonitor<Tier
 {
     private const long Nanos = 1_000_000_000;
 
-    // KEYS: tokens hash, key budget hash, key reservations zset, then per agent: budget hash, reservations zset.
-    // ARGV: tpm limit (0 none), tokens, key budget nanos (-1 none), cost nanos, reservation id, reservation ttl ms, day ttl s,
-    //       then per agent: cap nanos.
-    // Returns {1, bucket, tokens remaining} | {0, kind, retry ms, tokens remaining} | {2, index of the hash to seed}.
-    private const string ReserveScript = """
-        local t = redis.call('TIME')
-        local sec = tonumber(t[1])
-        local nowms = sec * 1000 + math.floor(tonumber(t[2]) / 1000)
-        local tpm, tokens = tonumber(ARGV[1]), tonumber(ARGV[2])
-        local cost, id, resttl, dayttl = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
-        local budgets = { { KEYS[2], KEYS[3], tonumber(ARGV[3]) } }
-        for i = 8, #ARGV do table.insert(budgets, { KEYS[2 * (i - 7) + 2], KEYS[2 * (i - 7) + 3], tonumber(ARGV[i]) }) end
-
-        local used, buckets = 0, {}
-        if tpm > 0 then
-          local fields = redis.call('HGETALL', KEYS[1])
-          local old = {}
-          for i = 1, #fields, 2 do
-            local s, v = tonumber(fields[i]), tonumber(fields[i + 1])
-            if s <= sec - 60 then table.insert(old, fields[i]) else used = used + v; table.insert(buckets, { s, v }) end
-          end
-          if #old > 0 then redis.call('HDEL', KEYS[1], unpack(old)) end
-          if used + tokens > tpm then
-            local retry = -1
-            if tokens <= tpm then
-              table.sort(buckets, function(a, b) return a[1] < b[1] end)
-              local freed = 0
-              for _, b in ipairs(buckets) do
-                freed = freed + b[2]
-                if used - freed + tokens <= tpm then retry = (b[1] + 60 - sec) * 1000; break end
-              end
-            end
-            return { 0, 'tokens', retry, tpm - used }
-          end
-        end
-
-        for i, b in ipairs(budgets) do
-          if b[3] >= 0 then
-            if redis.call('HEXISTS', b[1], 'spent') == 0 then return { 2, i } end
-            local expired = redis.call('ZRANGEBYSCORE', b[2], '-inf', nowms)
-            for _, rid in ipairs(expired) do
-              local a = redis.call('HGET', b[1], 'r:' .. rid)
-              if a then redis.call('HINCRBY', b[1], 'reserved', 0 - tonumber(a)); redis.call('HDEL', b[1], 'r:' .. rid) end
-            end
-            if #expired > 0 then redis.call('ZREMRANGEBYSCORE', b[2], '-inf', nowms) end
-            local spent = tonumber(redis.call('HGET', b[1], 'spent'))
-            local reserved = tonumber(redis.call('HGET', b[1], 'reserved') or '0')
-            if spent + reserved + cost > b[3] then return { 0, i == 1 and 'budget' or 'agent_budget:' .. (i - 1), -1, tpm - used } end
-          end
-        end
-
-        if tpm > 0 then
-          redis.call('HINCRBY', KEYS[1], sec, tokens)
-          redis.call('EXPIRE', KEYS[1], 120)
-        end
-        for _, b in ipairs(budgets) do
-          if b[3] >= 0 then
-            redis.call('HINCRBY', b[1], 'reserved', cost)
-            redis.call('HSET', b[1], 'r:' .. id, cost)
-            redis.call('ZADD', b[2], nowms + resttl, id)
-            redis.call('EXPIRE', b[1], dayttl)
-            redis.call('EXPIRE', b[2], dayttl)
-          end
-        end
-        local share = -1
-        if budgets[1][3] > 0 then share = math.floor(tonumber(redis.call('HGET', KEYS[2], 'spent')) * 1000 / budgets[1][3]) end
-        return { 1, sec, tpm - used - tokens, share }
-        """;
-
-    // KEYS as above. ARGV: bucket, reserved tokens, actual tokens, reservation id, actual cost nanos.
+    // KEYS as the reservation's (AdmissionScript's spend keys). ARGV: bucket, reserved tokens, actual tokens, reservation id, actual cost nanos.
     private const string SettleScript = """
         if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
           redis.call('HINCRBY', KEYS[1], ARGV[1], tonumber(ARGV[3]) - tonumber(ARGV[2]))
@@ -171,69 +110,98 @@ public sealed class SpendGate(IConnectionMultiplexer redis, IOptionsMonitor<Tier
     }
 
     /// <summary>
-    /// Admits a run: reserves its estimate, and decides cost-aware degrade — a key past Budgets:DegradeAt of its budget
-    /// tries the cheaper models first; a run whose estimate on the dearest models no longer fits the budget is admitted on
-    /// its cheapest models' estimate when its agents have cheaper models, and runs degraded.
+    /// Admits a run in one Redis round trip (<see cref="AdmissionScript"/>): counts the request against
+    /// <paramref name="requests"/>, serves <paramref name="cacheEntry"/> when the exact cache holds it, else reserves the run's
+    /// estimate. Then cost-aware degrade: a key past Budgets:DegradeAt of its budget tries the cheaper models first; a run whose
+    /// estimate on the dearest models no longer fits the budget is admitted on its cheapest models' estimate when its agents
+    /// have cheaper models, and runs degraded (a second round trip, only then).
     /// </summary>
-    public async Task<(SpendReservation? Reservation, SpendRefusal? Refusal, bool Degrade)> AdmitAsync(Guid keyId, SpendLimits limits,
-        IReadOnlyList<AgentDefinition> agents, RunInput input, CancellationToken cancellationToken)
+    public async Task<RunAdmission> AdmitAsync(Guid keyId, SpendLimits limits, IReadOnlyList<AgentDefinition> agents, RunInput input,
+        CancellationToken cancellationToken, RequestCheck? requests = null, RedisKey? cacheEntry = null)
     {
+        if (!limits.Any && requests is null && cacheEntry is null) return RunAdmission.Nothing;
         var runLimit = TimeSpan.FromSeconds(agents.Select(a => a.TimeoutSeconds).DefaultIfEmpty(120).Max());
         var names = limits.AgentCaps.Select(c => c.Agent).ToList();
-        var (reservation, refusal) = await ReserveAsync(keyId, limits, names, Estimate(agents, input), runLimit, cancellationToken);
-        if (reservation is not null) return (reservation, null, ShouldDegrade(reservation));
-        if (refusal?.Kind != "budget" || budgets.Value.DegradeAt is null || !agents.Any(clients.HasCheaperFirst)) return (null, refusal, false);
-        var (cheap, stillRefused) = await ReserveAsync(keyId, limits, names, Estimate(agents, input, cheapest: true), runLimit, cancellationToken);
-        return cheap is not null ? (cheap, null, true) : (null, stillRefused, false);
+        var first = await EvaluateAsync(keyId, limits, names, limits.Any ? Estimate(agents, input) : null, runLimit, requests, cacheEntry,
+            cancellationToken);
+        if (first.Reservation is not null || first.Refusal?.Kind != "budget" || budgets.Value.DegradeAt is null || !agents.Any(clients.HasCheaperFirst))
+            return first with { Degrade = ShouldDegrade(first.Reservation) };
+        var cheap = await EvaluateAsync(keyId, limits, names, Estimate(agents, input, cheapest: true), runLimit, null, null, cancellationToken);
+        return cheap.Reservation is not null
+            ? first with { Reservation = cheap.Reservation, Refusal = null, Degrade = true }
+            : first with { Refusal = cheap.Refusal };
     }
 
-    /// <returns>The reservation (null when no limit applies), or the refusal.</returns>
-    public async Task<(SpendReservation? Reservation, SpendRefusal? Refusal)> ReserveAsync(Guid keyId, SpendLimits limits,
-        IReadOnlyList<string> agents, SpendEstimate estimate, TimeSpan runLimit, CancellationToken cancellationToken)
+    private async Task<RunAdmission> EvaluateAsync(Guid keyId, SpendLimits limits, IReadOnlyList<string> agents, SpendEstimate? estimate,
+        TimeSpan runLimit, RequestCheck? requests, RedisKey? cacheEntry, CancellationToken cancellationToken)
     {
-        if (!limits.Any) return (null, null);
-        if (limits.TokensPerMinute is { } tpm && estimate.Tokens > tpm)
-            return (null, new SpendRefusal("tokens", $"This request needs about {estimate.Tokens:N0} tokens, more than the key's limit of {tpm:N0} tokens per minute.",
-                TimeSpan.FromSeconds(60), 429, tpm, tpm));
-
         var now = time.GetUtcNow();
         var day = now.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
-        var reservation = new SpendReservation(Guid.NewGuid(), keyId, day, estimate.Tokens, 0, ToNanos(estimate.CostUsd, up: true),
-            limits.AgentCaps.Select(c => c.Agent).ToList(), limits);
         var untilMidnight = now.Date.AddDays(1) - now.UtcDateTime;
+        var reserve = estimate is not null && limits.Any;
+        SpendRefusal? tooLarge = null;
+        if (reserve && limits.TokensPerMinute is { } tpm && estimate!.Tokens > tpm)
+        {
+            // Never admissible: no reservation, but the request still counts and the cache may still answer it.
+            tooLarge = new SpendRefusal("tokens", $"This request needs about {estimate.Tokens:N0} tokens, more than the key's limit of {tpm:N0} tokens per minute.",
+                TimeSpan.FromSeconds(60), 429, tpm, tpm);
+            reserve = false;
+            if (requests is null && cacheEntry is null) return RunAdmission.Nothing with { Refusal = tooLarge };
+        }
+        var reservation = new SpendReservation(Guid.NewGuid(), keyId, day, estimate?.Tokens ?? 0, 0, ToNanos(estimate?.CostUsd ?? 0m, up: true),
+            limits.AgentCaps.Select(c => c.Agent).ToList(), limits);
+        RedisValue[]? spendArgs = reserve
+            ?
+            [
+                limits.TokensPerMinute ?? 0, reservation.Tokens, limits.KeyDailyBudgetUsd is { } b ? ToNanos(b) : -1, reservation.CostNanos,
+                reservation.Id.ToString("N"), (long)(runLimit + TimeSpan.FromMinutes(1)).TotalMilliseconds,
+                (long)untilMidnight.TotalSeconds + 3600, .. limits.AgentCaps.Select(c => (RedisValue)ToNanos(c.Cap)),
+            ]
+            : null;
+        RateLimitDecision? decision = null;
         try
         {
             for (var attempt = 0; ; attempt++)
             {
-                var result = (RedisResult[])(await redis.GetDatabase().ScriptEvaluateAsync(ReserveScript, Keys(reservation),
-                [
-                    limits.TokensPerMinute ?? 0, estimate.Tokens, limits.KeyDailyBudgetUsd is { } b ? ToNanos(b) : -1, reservation.CostNanos,
-                    reservation.Id.ToString("N"), (long)(runLimit + TimeSpan.FromMinutes(1)).TotalMilliseconds,
-                    (long)untilMidnight.TotalSeconds + 3600, .. limits.AgentCaps.Select(c => (RedisValue)ToNanos(c.Cap)),
-                ]))!;
-                switch ((int)result[0])
+                // After a rebuilt counter the request is not counted again, and the cache was already read.
+                var result = await AdmissionScript.EvaluateAsync(redis.GetDatabase(), attempt == 0 ? requests : null, attempt == 0 ? cacheEntry : null,
+                    spendArgs is null ? null : Keys(reservation), spendArgs);
+                decision ??= result.Requests;
+                switch (result.Outcome)
                 {
-                    case 1:
-                        return (reservation with
+                    case AdmissionScript.Outcome.RequestRefused:
+                        return new RunAdmission(null, null, false, decision, null);
+                    case AdmissionScript.Outcome.CacheHit:
+                        return new RunAdmission(null, null, false, decision, (string?)result[0]);
+                    case AdmissionScript.Outcome.Admitted:
+                        return new RunAdmission(null, tooLarge, false, decision, null);
+                    case AdmissionScript.Outcome.Reserved:
+                        return new RunAdmission(reservation with
                         {
-                            TokenBucket = (long)result[1],
-                            BudgetShare = (long)result[3] is >= 0 and var share ? share / 1000.0 : null,
-                        }, null);
-                    case 2 when attempt == 0:
-                        await SeedAsync(reservation, (int)result[1] - 1, untilMidnight, cancellationToken);
+                            TokenBucket = (long)result[0],
+                            BudgetShare = (long)result[2] is >= 0 and var share ? share / 1000.0 : null,
+                        }, null, false, decision, null);
+                    case AdmissionScript.Outcome.Seed when attempt == 0:
+                        await SeedAsync(reservation, (int)result[0] - 1, untilMidnight, cancellationToken);
                         continue;
-                    case 2:
+                    case AdmissionScript.Outcome.Seed:
                         throw new InvalidOperationException("A budget counter could not be rebuilt.");
                 }
-                return (null, Refusal((string)result[1]!, (long)result[2], (long)result[3], limits, untilMidnight));
+                return new RunAdmission(null, Refusal((string)result[0]!, (long)result[1], (long)result[2], limits, untilMidnight), false, decision, null);
             }
+        }
+        catch (RedisException e) when (requests is not null || limits.Any)
+        {
+            // Fail closed: without the shared counters a limit cannot be held.
+            logger.LogWarning("Admission limits unavailable ({Message}); refusing the run", e.Message);
+            return new RunAdmission(null, new SpendRefusal("unavailable", "Rate limits, token limits and budgets cannot be checked right now (Redis is unavailable); retry shortly.",
+                TimeSpan.FromSeconds(2), 503), false, null, null);
         }
         catch (RedisException e)
         {
-            // Fail closed: without the shared counters a limit cannot be held.
-            logger.LogWarning("Spend limits unavailable ({Message}); refusing the run", e.Message);
-            return (null, new SpendRefusal("unavailable", "Token limits and budgets cannot be checked right now (Redis is unavailable); retry shortly.",
-                TimeSpan.FromSeconds(2), 503));
+            // Nothing to enforce, only the cache to read: the run goes on as a miss.
+            logger.LogWarning("The response cache cannot be read ({Reason}); the run goes on as a miss", e.Message);
+            return RunAdmission.Nothing;
         }
     }
 
@@ -319,6 +287,19 @@ public sealed class SpendGate(IConnectionMultiplexer redis, IOptionsMonitor<Tier
     private static RedisKey BudgetKey(Guid keyId, string day) => $"spend:budget:{keyId:N}:{day}";
 
     private static long ToNanos(decimal usd, bool up = false) => (long)(up ? Math.Ceiling(usd * Nanos) : Math.Round(usd * Nanos));
+}
+
+/// <summary>
+/// What admission decided for a run: the request's limit figures (null when it has none), then either the request was
+/// refused (<see cref="RequestRefused"/>), the exact cache answered (<see cref="CachedAnswer"/>, nothing reserved), a token
+/// limit or budget refused it (<see cref="Refusal"/>), or it runs (holding <see cref="Reservation"/> when limits apply).
+/// </summary>
+public sealed record RunAdmission(SpendReservation? Reservation, SpendRefusal? Refusal, bool Degrade, RateLimitDecision? Requests,
+    string? CachedAnswer)
+{
+    public static readonly RunAdmission Nothing = new(null, null, false, null, null);
+
+    public bool RequestRefused => Requests is { Allowed: false };
 }
 
 /// <summary>Today's recorded spend (UTC), to rebuild a budget counter Redis lost.</summary>

@@ -48,6 +48,19 @@ public sealed record CacheLookup(string Outcome, CachedAnswer? Hit = null, doubl
     internal CacheSlot? Slot { get; init; }
 }
 
+/// <summary>
+/// A run's lookup before the exact entry is read (<see cref="ResponseCache.Probe"/>): <see cref="Decided"/> when it is not
+/// looked up at all (bypassed, not cacheable); else <see cref="ExactKey"/> to read (by the run's admission, in the same round
+/// trip as its limits) and whether the semantic tier follows a miss.
+/// </summary>
+public sealed record CacheProbe(CacheLookup? Decided)
+{
+    public StackExchange.Redis.RedisKey? ExactKey { get; init; }
+    public bool Semantic { get; init; }
+    internal double Threshold { get; init; }
+    internal CacheSlot? Slot { get; init; }
+}
+
 /// <summary>Where a miss's answer is stored: the exact entry (Redis) and, when the semantic tier applies, its point.</summary>
 internal sealed record CacheSlot(string Scope, PromptFingerprint Fingerprint, string Agents, TimeSpan Ttl, SemanticPoint? Semantic);
 

@@ -85,56 +85,94 @@ public sealed class ResponseCache(
         """;
 
     /// <summary>
-    /// Looks the run up before it starts. A task the client submitted with a bypass is neither looked up nor stored; a run
-    /// that is not cacheable is <see cref="CacheOutcomes.Skipped"/>.
+    /// Looks the run up before it starts: <see cref="Probe"/>, the exact entry read, <see cref="CompleteAsync"/>. A run's
+    /// admission reads the exact entry in its own round trip instead (<see cref="Admission.SpendGate.AdmitAsync"/>).
     /// </summary>
     /// <param name="input">What the run is asked, conversation history and recalled memories included (a chat turn's prepared input).</param>
     public async Task<CacheLookup> LookupAsync(AgentTask task, RoutingDecision decision, RunInput input, ToolCaller caller,
         CancellationToken cancellationToken)
     {
+        var probe = Probe(task, decision, input, caller);
+        string? exact = null;
+        if (probe.ExactKey is { } key)
+        {
+            try
+            {
+                var answer = await redis.GetDatabase().ScriptEvaluateAsync(ReadScript, [key]);
+                exact = answer.IsNull ? null : (string?)answer;
+            }
+            catch (Exception e) when (e is RedisException or TimeoutException)
+            {
+                logger.LogWarning("The response cache cannot be read ({Reason}); the run goes on as a miss", e.Message);
+            }
+        }
+        return await CompleteAsync(probe, exact, cancellationToken);
+    }
+
+    /// <summary>
+    /// What a run's lookup needs, without any I/O: whether it is looked up at all (a task the client submitted with a bypass is
+    /// neither looked up nor stored; a run that is not cacheable is <see cref="CacheOutcomes.Skipped"/>), and if so the exact
+    /// entry's key and whether the semantic tier applies.
+    /// </summary>
+    public CacheProbe Probe(AgentTask task, RoutingDecision decision, RunInput input, ToolCaller caller)
+    {
         try
         {
-            return await LookUpAsync(task, decision, input, caller, cancellationToken);
+            if (task.CacheOutcome == CacheOutcomes.Bypass) return new CacheProbe(Tagged(CacheLookup.Bypassed, "the client asked for a fresh answer"));
+            if (Participants(decision, input, caller, out var strategy, out var reason) is not { } participants)
+                return new CacheProbe(Tagged(CacheLookup.NotCacheable, reason));
+
+            var settings = options.CurrentValue;
+            var fingerprint = PromptFingerprint.Of(strategy, participants, input);
+            var scope = participants.All(p => p.Agent.Cache.Shared) ? SharedScope : task.ApiKeyId.ToString("N");
+            var ttl = participants.Min(p => p.Agent.Cache.TtlSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : settings.DefaultTtl);
+            var semantic = participants.All(p => p.Agent.Cache.Semantic ?? settings.Semantic)
+                           && fingerprint.SemanticText is { } text && text.Length <= settings.SemanticMaxPromptLength;
+            return new CacheProbe(null)
+            {
+                Slot = new CacheSlot(scope, fingerprint, string.Join(",", participants.Select(p => p.Agent.Name)), ttl, null),
+                ExactKey = EntryKey(scope, fingerprint.Exact),
+                Semantic = semantic,
+                Threshold = semantic ? participants.Max(p => p.Agent.Cache.SemanticThreshold ?? settings.SemanticThreshold) : 1,
+            };
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (Exception e)
         {
-            // Whatever else goes wrong in the cache is a bug to log, not a reason to fail the user's run.
+            // Whatever goes wrong in the cache is a bug to log, not a reason to fail the user's run.
             logger.LogError(e, "The response cache lookup failed unexpectedly; the run goes on without the cache");
-            return Tagged(CacheLookup.NotCacheable, "the cache failed");
+            return new CacheProbe(Tagged(CacheLookup.NotCacheable, "the cache failed"));
         }
     }
 
-    private async Task<CacheLookup> LookUpAsync(AgentTask task, RoutingDecision decision, RunInput input, ToolCaller caller,
-        CancellationToken cancellationToken)
+    /// <summary>Finishes a lookup once the exact entry was read: its answer, else the semantic tier, else a miss.</summary>
+    /// <param name="exactAnswer">The exact entry's answer (JSON) as read, null when there is none.</param>
+    public async Task<CacheLookup> CompleteAsync(CacheProbe probe, string? exactAnswer, CancellationToken cancellationToken)
     {
-        if (task.CacheOutcome == CacheOutcomes.Bypass) return Tagged(CacheLookup.Bypassed, "the client asked for a fresh answer");
-        if (Participants(decision, input, caller, out var strategy, out var reason) is not { } participants)
-            return Tagged(CacheLookup.NotCacheable, reason);
-
-        using var activity = PlatformTelemetry.ActivitySource.StartActivity("cache.lookup");
-        var settings = options.CurrentValue;
-        var fingerprint = PromptFingerprint.Of(strategy, participants, input);
-        var agents = string.Join(",", participants.Select(p => p.Agent.Name));
-        var scope = participants.All(p => p.Agent.Cache.Shared) ? SharedScope : task.ApiKeyId.ToString("N");
-        var ttl = participants.Min(p => p.Agent.Cache.TtlSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : settings.DefaultTtl);
-        activity?.SetTag("cache.scope", scope == SharedScope ? SharedScope : "key");
-
-        if (await ReadAsync(scope, fingerprint.Exact) is { } exact) return Hit(CacheOutcomes.Exact, exact, null, activity);
-
-        SemanticPoint? point = null;
-        var semantic = participants.All(p => p.Agent.Cache.Semantic ?? settings.Semantic)
-                       && fingerprint.SemanticText is { } text && text.Length <= settings.SemanticMaxPromptLength;
-        if (semantic)
+        if (probe.Decided is { } decided) return decided;
+        var slot = probe.Slot!;
+        try
         {
-            var threshold = participants.Max(p => p.Agent.Cache.SemanticThreshold ?? settings.SemanticThreshold);
-            (point, var similar, var score) = await SemanticLookupAsync(scope, fingerprint, threshold, cancellationToken);
-            if (similar is not null) return Hit(CacheOutcomes.Semantic, similar, score, activity);
-        }
+            using var activity = PlatformTelemetry.ActivitySource.StartActivity("cache.lookup");
+            activity?.SetTag("cache.scope", slot.Scope == SharedScope ? SharedScope : "key");
+            if (exactAnswer is not null) return Hit(CacheOutcomes.Exact, JsonSerializer.Deserialize<CachedAnswer>(exactAnswer, Json)!, null, activity);
 
-        PlatformTelemetry.CacheMisses.Add(1, new KeyValuePair<string, object?>("agent", agents));
-        activity?.SetTag("cache.outcome", CacheOutcomes.Miss);
-        Activity.Current?.SetTag("cache.outcome", CacheOutcomes.Miss);
-        return new CacheLookup(CacheOutcomes.Miss) { Slot = new CacheSlot(scope, fingerprint, agents, ttl, point) };
+            SemanticPoint? point = null;
+            if (probe.Semantic)
+            {
+                (point, var similar, var score) = await SemanticLookupAsync(slot.Scope, slot.Fingerprint, probe.Threshold, cancellationToken);
+                if (similar is not null) return Hit(CacheOutcomes.Semantic, similar, score, activity);
+            }
+
+            PlatformTelemetry.CacheMisses.Add(1, new KeyValuePair<string, object?>("agent", slot.Agents));
+            activity?.SetTag("cache.outcome", CacheOutcomes.Miss);
+            Activity.Current?.SetTag("cache.outcome", CacheOutcomes.Miss);
+            return new CacheLookup(CacheOutcomes.Miss) { Slot = slot with { Semantic = point } };
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            logger.LogError(e, "The response cache lookup failed unexpectedly; the run goes on without the cache");
+            return Tagged(CacheLookup.NotCacheable, "the cache failed");
+        }
     }
 
     /// <summary>

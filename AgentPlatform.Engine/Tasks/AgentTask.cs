@@ -56,6 +56,10 @@ public sealed class AgentTask
     [System.ComponentModel.DataAnnotations.Schema.NotMapped]
     public Admission.SpendRefusal? Refusal { get; set; }
 
+    /// <summary>Set (not stored) when the run's admission checked the request limit: the figures for the X-RateLimit headers.</summary>
+    [System.ComponentModel.DataAnnotations.Schema.NotMapped]
+    public Admission.RateLimitDecision? RequestLimit { get; set; }
+
     /// <summary>
     /// Not stored: a plain sync task whose row is written once it finished (<see cref="TaskWriteBehind"/>). It runs without
     /// a lease (no other run can see it) and is cancelled by its request closing.

@@ -89,10 +89,15 @@ public sealed class TaskRunner(
     /// round trips are saved; nobody long-polls a sync task, so no change signals are sent either.
     /// </summary>
     /// <param name="input">What the run is asked when it is more than the stored task (a stream, the client's own messages).</param>
-    public async Task<AgentTask> RunClaimedAsync(AgentTask task, ToolCaller caller, CancellationToken cancellationToken, RunInput? input = null)
+    /// <param name="requests">
+    /// The request limit to check in the run's admission round trip (a task written behind: nothing was stored before it);
+    /// the decision is on <see cref="AgentTask.RequestLimit"/>.
+    /// </param>
+    public async Task<AgentTask> RunClaimedAsync(AgentTask task, ToolCaller caller, CancellationToken cancellationToken, RunInput? input = null,
+        RequestCheck? requests = null)
     {
         using var scope = logger.BeginScope(new Dictionary<string, object> { ["TaskId"] = task.Id, ["ApiKeyId"] = task.ApiKeyId });
-        if (task.WrittenBehind) return (await ExecuteAsync(task, caller, CancellationOutcome.Cancel, null, cancellationToken, input))!;
+        if (task.WrittenBehind) return (await ExecuteAsync(task, caller, CancellationOutcome.Cancel, null, cancellationToken, input, requests))!;
         await using var held = leases.Keep(task.Id, task.LeaseOwner ?? throw new InvalidOperationException("A claimed task has a lease owner."));
         return (await ExecuteAsync(task, caller, CancellationOutcome.Cancel, held, cancellationToken, input))!;
     }
@@ -127,7 +132,7 @@ public sealed class TaskRunner(
 
     /// <param name="held">The run's lease; null for a task written behind (nobody else can see it).</param>
     private async Task<AgentTask?> ExecuteAsync(AgentTask task, ToolCaller caller, CancellationOutcome onCancel, TaskLease? held,
-        CancellationToken cancellationToken, RunInput? input = null)
+        CancellationToken cancellationToken, RunInput? input = null, RequestCheck? requests = null)
     {
         using var activity = StartActivity(task);
         using var usage = Billing.UsageScope.Begin(task.ApiKeyId, task.Id, task.SessionId);
@@ -151,32 +156,42 @@ public sealed class TaskRunner(
                 activity?.SetTag("conversation.context_window", turn.Window.ContextWindow);
             }
             var asked = turn?.Input ?? input;
-            // A hit completes the task with the cached answer: no LLM call, no tokens, no cost. The outcome is on the task
-            // before anything is streamed, so a streaming endpoint can name it in its headers.
-            var cached = await cache.LookupAsync(task, decision, asked, caller, run.Token);
-            task.CacheOutcome = cached.Outcome;
-
-            // A miss reserves its tokens and budget before any LLM call (a hit spends nothing); settled when the run ends.
-            var degrade = false;
-            if (!cached.IsHit)
+            // Admission in one Redis round trip: the request limit (when the request left it to the run), the exact cache, and
+            // for a miss the tokens and budget it reserves before any LLM call (a hit spends nothing); settled when the run ends.
+            var probe = cache.Probe(task, decision, asked, caller);
+            var runAgents = decision.Agents.Select(agents.Find).OfType<AgentDefinition>()
+                .Take(decision.Strategy == Strategies.Single ? 1 : int.MaxValue).ToList();
+            var admission = await spend.AdmitAsync(task.ApiKeyId, spend.LimitsFor(caller.Account, runAgents), runAgents, asked, run.Token,
+                requests, probe.ExactKey);
+            task.RequestLimit = admission.Requests;
+            if (admission.RequestRefused)
             {
-                var runAgents = decision.Agents.Select(agents.Find).OfType<AgentDefinition>()
-                    .Take(decision.Strategy == Strategies.Single ? 1 : int.MaxValue).ToList();
-                var limits = spend.LimitsFor(caller.Account, runAgents);
-                (reservation, var refusal, degrade) = await spend.AdmitAsync(task.ApiKeyId, limits, runAgents, asked, run.Token);
-                if (refusal is not null)
+                // Refused before it was stored (only a task written behind leaves its request limit to the run): no row.
+                task.Refusal = SpendRefusal.Requests(admission.Requests!.Value);
+                task.Status = TaskStatus.Failed;
+                task.Error = task.Refusal.Message;
+                return task;
+            }
+            reservation = admission.Reservation;
+            var degrade = admission.Degrade;
+            // A hit completes the task with the cached answer: no LLM call, no tokens, no cost. A run refused by its limits may
+            // still be answered by the semantic tier, at no cost. The outcome is on the task before anything is streamed, so a
+            // streaming endpoint can name it in its headers.
+            var cached = admission.Refusal is null || probe.Semantic ? await cache.CompleteAsync(probe, admission.CachedAnswer, run.Token) : probe.Decided ?? CacheLookup.NotCacheable;
+            task.CacheOutcome = cached.Outcome;
+            if (admission.Refusal is { } refusal && !cached.IsHit)
+            {
+                task.CacheOutcome = probe.Decided?.Outcome ?? CacheOutcomes.Miss;
+                if (refusal.Kind == "unavailable" && onCancel == CancellationOutcome.Requeue && held is not null)
                 {
-                    if (refusal.Kind == "unavailable" && onCancel == CancellationOutcome.Requeue && held is not null)
-                    {
-                        await RequeueAsync(task, held);
-                        throw new SpendUnavailableException(refusal.Message);
-                    }
-                    activity?.SetStatus(ActivityStatusCode.Error, refusal.Message);
-                    var refused = await FinishAsync(task, TaskStatus.Failed, decision.Agent, null, refusal.Message, null, null, task.RoutingJson, null,
-                        clock.Elapsed);
-                    if (refused is not null) refused.Refusal = refusal;
-                    return refused;
+                    await RequeueAsync(task, held);
+                    throw new SpendUnavailableException(refusal.Message);
                 }
+                activity?.SetStatus(ActivityStatusCode.Error, refusal.Message);
+                var refused = await FinishAsync(task, TaskStatus.Failed, decision.Agent, null, refusal.Message, null, null, task.RoutingJson, null,
+                    clock.Elapsed);
+                if (refused is not null) refused.Refusal = refusal;
+                return refused;
             }
 
             var result = cached.IsHit
