@@ -330,6 +330,38 @@ public sealed class AdmissionTests(PlatformFixture platform)
     }
 
     [Fact]
+    public async Task A_sync_run_checks_its_request_limit_in_its_admission_and_a_refused_request_never_reaches_the_model()
+    {
+        var client = platform.Client(await platform.CreateKeyAsync("free")); // 10 requests per minute
+        var marker = "rpm-admission-" + Guid.NewGuid().ToString("N")[..8];
+
+        // Plain sync runs (written behind) and one stored first (an Idempotency-Key): one limit for both kinds.
+        var responses = new List<HttpResponseMessage>();
+        for (var i = 0; i < 10; i++)
+            responses.Add(await client.ExecuteAsync(new { task = $"{marker} {i}", agent_type = "general" }, idempotencyKey: i == 4 ? marker : null));
+        var refused = await client.ExecuteAsync(new { task = $"{marker} over", agent_type = "general" });
+        var refusedStored = await client.ExecuteAsync(new { task = $"{marker} over stored", agent_type = "general" }, idempotencyKey: marker + "-over");
+
+        Assert.All(responses, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+        Assert.Equal(new[] { "10" }, responses[0].Headers.GetValues("X-RateLimit-Limit"));
+        Assert.Equal(new[] { "9" }, responses[0].Headers.GetValues("X-RateLimit-Remaining"));
+        Assert.Equal(new[] { "5" }, responses[4].Headers.GetValues("X-RateLimit-Remaining"));
+        Assert.Equal(new[] { "0" }, responses[9].Headers.GetValues("X-RateLimit-Remaining"));
+        foreach (var over in new[] { refused, refusedStored })
+        {
+            Assert.Equal(HttpStatusCode.TooManyRequests, over.StatusCode);
+            Assert.Equal("application/problem+json", over.Content.Headers.ContentType!.MediaType);
+            Assert.InRange(over.Headers.RetryAfter!.Delta!.Value.TotalSeconds, 1, 60);
+            Assert.Equal("requests", (await over.JsonAsync())["limit"]!.GetValue<string>());
+        }
+        Assert.DoesNotContain(platform.Llm.Calls, c => c.UserMessage.StartsWith($"{marker} over"));
+        // Nothing is stored for a refused request.
+        await platform.Api.Services.GetRequiredService<Engine.Tasks.TaskWriteBehind>().FlushAsync();
+        await using var scope = platform.Api.Services.CreateAsyncScope();
+        Assert.False(await scope.ServiceProvider.GetRequiredService<Engine.Data.AgentDbContext>().Tasks.AnyAsync(t => t.Input.StartsWith($"{marker} over")));
+    }
+
+    [Fact]
     public async Task Two_api_instances_sharing_redis_never_admit_more_than_the_limit_in_a_burst()
     {
         var second = platform.StartExtraApi();
