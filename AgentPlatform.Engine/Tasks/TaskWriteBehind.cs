@@ -23,7 +23,7 @@ namespace AgentPlatform.Engine.Tasks;
 /// <see cref="QueueOptions.WriteBehindMaxPending"/> new sync tasks take the stored path (and get the outage's 503) rather
 /// than grow the buffer. A clean shutdown writes everything still buffered.
 /// </summary>
-public sealed class TaskWriteBehind(IServiceScopeFactory scopes, NpgsqlDataSource dataSource, EngineReadiness readiness,
+public sealed class TaskWriteBehind(NpgsqlDataSource dataSource, EngineReadiness readiness,
     IOptions<QueueOptions> options, ILogger<TaskWriteBehind> logger) : BackgroundService
 {
     private const int MaxBatch = 500;
@@ -106,7 +106,7 @@ public sealed class TaskWriteBehind(IServiceScopeFactory scopes, NpgsqlDataSourc
             logger.LogError("Shutting down with {Count} finished sync tasks whose rows could not be written to Postgres; they are lost", _pending.Count);
     }
 
-    /// <summary>One batch (what has gathered, up to <see cref="MaxBatch"/>); false when Postgres refused it or was away.</summary>
+    /// <summary>One batch (what has gathered, up to <see cref="MaxBatch"/>); false when Postgres was away or refused it.</summary>
     private async Task<bool> WriteAsync(CancellationToken cancellationToken)
     {
         var batch = _pending.Values.Take(MaxBatch).ToList();
@@ -114,28 +114,7 @@ public sealed class TaskWriteBehind(IServiceScopeFactory scopes, NpgsqlDataSourc
         var clock = System.Diagnostics.Stopwatch.StartNew();
         try
         {
-            await InsertAsync(batch.Select(p => p.Task), cancellationToken);
-        }
-        catch (DbUpdateException e) when (e.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
-        {
-            // A batch whose acknowledgement was lost was written after all: one by one, the rows already there are skipped.
-            foreach (var pending in batch)
-            {
-                try
-                {
-                    await InsertAsync([pending.Task], cancellationToken);
-                }
-                catch (DbUpdateException one) when (one.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
-                {
-                    // Already written.
-                }
-                catch (Exception other)
-                {
-                    return Failed(other);
-                }
-                Written(pending);
-            }
-            return true;
+            await InsertAsync(batch.Select(p => p.Task).ToList(), cancellationToken);
         }
         catch (Exception e)
         {
@@ -151,14 +130,59 @@ public sealed class TaskWriteBehind(IServiceScopeFactory scopes, NpgsqlDataSourc
         return true;
     }
 
-    private async Task InsertAsync(IEnumerable<AgentTask> tasks, CancellationToken cancellationToken)
+    // One statement for any batch size: the batch as arrays, unnested (as the usage ledger writes). Idempotent by id, so a
+    // batch whose acknowledgement was lost is simply written again. Raw SQL rather than EF Core's SaveChanges: the change
+    // tracker's per-row work was a tenth of the Api's CPU at gateway rates (measured with dotnet-trace).
+    private const string InsertSql = """
+        INSERT INTO agent_tasks ("Id", "ApiKeyId", "Agent", "Input", "ContextJson", "Priority", "SessionId", "WebhookUrl", "IsAsync", "Status",
+            "Result", "Error", "Model", "PromptTokens", "CompletionTokens", "CostUsd", "DurationMs", "RoutingJson", "Strategy", "ToolCallsJson",
+            "CacheOutcome", "Attempts", "IdempotencyKey", "RequestHash", "TraceParent", "CreatedAt", "StartedAt", "CompletedAt")
+        SELECT id, key, agent, input, context::jsonb, priority, session, webhook, async, status, result, error, model, prompt, completion, cost,
+            duration, routing::jsonb, strategy, tools::jsonb, cache, attempts, idem, hash, trace, created, started, completed
+        FROM unnest(@id, @key, @agent, @input, @context, @priority, @session, @webhook, @async, @status, @result, @error, @model, @prompt,
+            @completion, @cost, @duration, @routing, @strategy, @tools, @cache, @attempts, @idem, @hash, @trace, @created, @started, @completed)
+            AS t(id, key, agent, input, context, priority, session, webhook, async, status, result, error, model, prompt, completion, cost,
+                 duration, routing, strategy, tools, cache, attempts, idem, hash, trace, created, started, completed)
+        ON CONFLICT ("Id") DO NOTHING
+        """;
+
+    private async Task InsertAsync(List<AgentTask> tasks, CancellationToken cancellationToken)
     {
-        await using var scope = scopes.CreateAsyncScope();
-        var db = scope.ServiceProvider.GetRequiredService<AgentDbContext>();
-        // Copies: the request that ran a task may still be reading its object while EF tracks this one.
-        db.Tasks.AddRange(tasks.Select(Copy));
-        await db.SaveChangesAsync(cancellationToken);
+        await using var command = dataSource.CreateCommand(InsertSql);
+        var parameters = command.Parameters;
+        parameters.Add(new NpgsqlParameter<Guid[]>("id", tasks.Select(t => t.Id).ToArray()));
+        parameters.Add(new NpgsqlParameter<Guid[]>("key", tasks.Select(t => t.ApiKeyId).ToArray()));
+        parameters.Add(Text("agent", tasks.Select(t => (string?)t.Agent)));
+        parameters.Add(Text("input", tasks.Select(t => (string?)t.Input)));
+        parameters.Add(Text("context", tasks.Select(t => t.ContextJson)));
+        parameters.Add(Text("priority", tasks.Select(t => (string?)t.Priority.ToString())));
+        parameters.Add(Text("session", tasks.Select(t => t.SessionId)));
+        parameters.Add(Text("webhook", tasks.Select(t => t.WebhookUrl)));
+        parameters.Add(new NpgsqlParameter<bool[]>("async", tasks.Select(t => t.IsAsync).ToArray()));
+        parameters.Add(Text("status", tasks.Select(t => (string?)t.Status)));
+        parameters.Add(Text("result", tasks.Select(t => t.Result)));
+        parameters.Add(Text("error", tasks.Select(t => t.Error)));
+        parameters.Add(Text("model", tasks.Select(t => t.Model)));
+        parameters.Add(new NpgsqlParameter<int?[]>("prompt", tasks.Select(t => t.PromptTokens).ToArray()));
+        parameters.Add(new NpgsqlParameter<int?[]>("completion", tasks.Select(t => t.CompletionTokens).ToArray()));
+        parameters.Add(new NpgsqlParameter<decimal?[]>("cost", tasks.Select(t => t.CostUsd).ToArray()));
+        parameters.Add(new NpgsqlParameter<long?[]>("duration", tasks.Select(t => t.DurationMs).ToArray()));
+        parameters.Add(Text("routing", tasks.Select(t => t.RoutingJson)));
+        parameters.Add(Text("strategy", tasks.Select(t => t.Strategy)));
+        parameters.Add(Text("tools", tasks.Select(t => t.ToolCallsJson)));
+        parameters.Add(Text("cache", tasks.Select(t => t.CacheOutcome)));
+        parameters.Add(new NpgsqlParameter<int[]>("attempts", tasks.Select(t => t.Attempts).ToArray()));
+        parameters.Add(Text("idem", tasks.Select(t => t.IdempotencyKey)));
+        parameters.Add(Text("hash", tasks.Select(t => t.RequestHash)));
+        parameters.Add(Text("trace", tasks.Select(t => t.TraceParent)));
+        parameters.Add(new NpgsqlParameter<DateTimeOffset[]>("created", tasks.Select(t => t.CreatedAt.ToUniversalTime()).ToArray()));
+        parameters.Add(new NpgsqlParameter<DateTimeOffset?[]>("started", tasks.Select(t => t.StartedAt?.ToUniversalTime()).ToArray()));
+        parameters.Add(new NpgsqlParameter<DateTimeOffset?[]>("completed", tasks.Select(t => t.CompletedAt?.ToUniversalTime()).ToArray()));
+        await command.ExecuteNonQueryAsync(cancellationToken);
     }
+
+    private static NpgsqlParameter<string?[]> Text(string name, IEnumerable<string?> values) =>
+        new(name, NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Text) { TypedValue = values.ToArray() };
 
     private void Written(Pending pending)
     {
@@ -174,16 +198,6 @@ public sealed class TaskWriteBehind(IServiceScopeFactory scopes, NpgsqlDataSourc
         PostgresPools.ClearAfter(e, dataSource);
         return false;
     }
-
-    private static AgentTask Copy(AgentTask t) => new()
-    {
-        Id = t.Id, ApiKeyId = t.ApiKeyId, Agent = t.Agent, Input = t.Input, ContextJson = t.ContextJson, Priority = t.Priority,
-        SessionId = t.SessionId, WebhookUrl = t.WebhookUrl, IsAsync = t.IsAsync, Status = t.Status, Result = t.Result, Error = t.Error,
-        Model = t.Model, PromptTokens = t.PromptTokens, CompletionTokens = t.CompletionTokens, CostUsd = t.CostUsd, DurationMs = t.DurationMs,
-        RoutingJson = t.RoutingJson, Strategy = t.Strategy, ToolCallsJson = t.ToolCallsJson, CacheOutcome = t.CacheOutcome, Attempts = t.Attempts,
-        LeaseOwner = t.LeaseOwner, LeaseExpiresAt = t.LeaseExpiresAt, IdempotencyKey = t.IdempotencyKey, RequestHash = t.RequestHash,
-        JobId = t.JobId, TraceParent = t.TraceParent, CreatedAt = t.CreatedAt, StartedAt = t.StartedAt, CompletedAt = t.CompletedAt,
-    };
 }
 
 /// <summary>The write-behind buffer's metrics.</summary>
