@@ -71,7 +71,14 @@ var api = WithPlatform(builder.AddProject<Projects.AgentPlatform_Api>("api")
     .WithHttpHealthCheck("/health")); // 200 when healthy or degraded, 503 when unhealthy
 if (builder.Configuration["PORT"] is { Length: > 0 } port && int.TryParse(port, out var apiPort))
 {
-    api.WithEndpoint("http", endpoint => endpoint.Port = apiPort);
+    api.WithEndpoint("http", endpoint =>
+    {
+        endpoint.Port = apiPort;
+        // Kestrel listens on the port itself, without DCP's endpoint proxy in front: the proxy is one more process relaying
+        // every request, and under load on a small machine it costs throughput (README, Performance). One Api replica per
+        // port in run mode, which is what a fixed port means anyway.
+        endpoint.IsProxied = false;
+    });
 }
 
 builder.Build().Run();

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# bench/gateway.sh — the gateway figures of the README's Performance section, reproduced.
+# Starts the platform as a user does (./run.sh: the AppHost, the Api unproxied on PORT) with its LLM pointed at the shared
+# harness's nginx mock upstream, creates a key without limits in the way, and runs ../shared/bench/peer-baseline.sh — the
+# mock directly, Portkey (npm) and our route, one wrk run each, same load — for /v1/chat/completions and /agent/execute.
+# Then one connection: added latency p50 over calling the mock directly. Api RSS after the load. Stops what it started.
+# usage: bench/gateway.sh [seconds=10] [connections=64] [rounds=2]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+D=${1:-10}; C=${2:-64}; ROUNDS=${3:-2}
+HARNESS=${HARNESS:-../shared/bench/peer-baseline.sh}
+PORT=${PORT:-8000}
+[ -x "$HARNESS" ] || [ -f "$HARNESS" ] || { echo "the shared harness $HARNESS is missing" >&2; exit 1; }
+command -v nginx >/dev/null && command -v wrk >/dev/null || apt-get install -y nginx-light wrk >/dev/null 2>&1
+
+LOG=$(mktemp)
+ConnectionStrings__openai="Endpoint=http://127.0.0.1:18080/v1;Key=sk-bench;Model=mock-model" PORT=$PORT setsid ./run.sh >"$LOG" 2>&1 &
+RUN=$!
+trap 'kill -TERM -- -$RUN 2>/dev/null || kill -TERM $RUN 2>/dev/null; wait $RUN 2>/dev/null || true; rm -f "$LOG"' EXIT
+for _ in $(seq 1 300); do grep -q "Press Ctrl+C" "$LOG" && break; kill -0 $RUN 2>/dev/null || { cat "$LOG"; exit 1; }; sleep 1; done
+BASE=http://127.0.0.1:$PORT
+ADMIN=$(cat .run/admin-key)
+KEY=$(curl -fsS -X POST $BASE/admin/keys -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
+  -d '{"name":"gateway-bench","tier":"enterprise","rpm_limit":100000000,"tpm_limit":2000000000,"daily_budget_usd":100000000}' \
+  | sed -n 's/.*"key":"\([^"]*\)".*/\1/p')
+API_PID=$(pgrep -f "AgentPlatform.Api/bin/Release/net10.0/AgentPlatform.Api$" | head -n 1)
+EXEC='{"task":"hello there, summarize the benefits of FastAPI","agent_type":"general"}'
+
+echo "# $(date -u +%FT%TZ) $(nproc) cores; wrk ${D}s, $C connections; Api pid $API_PID"
+for round in $(seq 1 "$ROUNDS"); do
+  echo "## round $round: /v1/chat/completions (model general)"
+  BASE_OURS=$BASE KEY_OURS=$KEY MODEL_OURS=general bash "$HARNESS" "$D" "$C"
+  echo "## round $round: /agent/execute (agent_type general)"
+  BASE_OURS=$BASE KEY_OURS=$KEY PATH_OURS=/agent/execute BODY_OURS="$EXEC" bash "$HARNESS" "$D" "$C"
+done
+echo "Api RSS after the load: $(( $(ps -o rss= -p "$API_PID") / 1024 )) MB"
+
+# One connection, sequential requests: what the platform adds to a call (the mock answers in microseconds).
+echo "## one connection, ${D}s each: p50 latency"
+BASE_OURS=$BASE KEY_OURS=$KEY MODEL_OURS=general bash "$HARNESS" "$D" 1
