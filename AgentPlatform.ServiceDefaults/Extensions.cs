@@ -29,6 +29,9 @@ public static class Extensions
         return builder;
     }
 
+    /// <summary>Traces started per second before sampling sets in (<see cref="TraceRateSampler"/>).</summary>
+    public const int DefaultMaxTracesPerSecond = 50;
+
     public static TBuilder ConfigureOpenTelemetry<TBuilder>(this TBuilder builder) where TBuilder : IHostApplicationBuilder
     {
         builder.Logging.AddOpenTelemetry(logging =>
@@ -52,6 +55,8 @@ public static class Extensions
                 .AddMeter(PlatformTelemetryName)
                 .AddPrometheusExporter())
             .WithTracing(tracing => tracing
+                .SetSampler(new ParentBasedSampler(new TraceRateSampler(
+                    builder.Configuration.GetValue("Telemetry:MaxTracesPerSecond", DefaultMaxTracesPerSecond))))
                 // First, so exporters never see the spans it un-records.
                 .AddProcessor(new TraceNoiseFilter())
                 .AddSource(builder.Environment.ApplicationName)

@@ -35,6 +35,28 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 echo "Api RSS after the load: $(( $(ps -o rss= -p "$API_PID") / 1024 )) MB"
 
-# One connection, sequential requests: what the platform adds to a call (the mock answers in microseconds).
-echo "## one connection, ${D}s each: p50 latency"
-BASE_OURS=$BASE KEY_OURS=$KEY MODEL_OURS=general bash "$HARNESS" "$D" 1
+# One connection, sequential requests: what the platform adds to a call (the mock answers in microseconds). The harness runs
+# wrk with two threads, so this part starts the same mock itself.
+echo "## one connection, ${D}s each: added latency"
+M=$(mktemp -d)
+cat > $M/nginx.conf <<NG
+worker_processes 1; pid $M/nginx.pid; error_log $M/error.log;
+events { worker_connections 1024; }
+http { access_log off; client_body_temp_path $M;
+  server { listen 127.0.0.1:18080;
+    location /v1/chat/completions { default_type application/json;
+      return 200 '{"id":"chatcmpl-x","object":"chat.completion","created":1,"model":"mock-model","choices":[{"index":0,"message":{"role":"assistant","content":"MOCK-REPLY hello"},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12}}'; } } }
+NG
+nginx -c $M/nginx.conf
+one() { # name url body
+  cat > $M/$1.lua <<L
+wrk.method="POST"; wrk.body='$3'
+wrk.headers["Content-Type"]="application/json"; wrk.headers["Authorization"]="Bearer $KEY"
+L
+  wrk -t1 -c1 -d${D}s --latency -s $M/$1.lua "$2" | awk -v n=$1 '/ 50%/{p50=$2} / 99%/{p99=$2} /Requests\/sec/{r=$2} END{printf "%-8s rps=%s p50=%s p99=%s\n", n, r, p50, p99}'
+}
+CHAT='{"model":"MODEL","messages":[{"role":"user","content":"hello there, summarize the benefits of FastAPI"}]}'
+one direct http://127.0.0.1:18080/v1/chat/completions "${CHAT/MODEL/mock-model}"
+one v1 $BASE/v1/chat/completions "${CHAT/MODEL/general}"
+one execute $BASE/agent/execute "$EXEC"
+nginx -c $M/nginx.conf -s stop; rm -rf $M

@@ -67,6 +67,9 @@ public sealed class PlatformFixture : IAsyncLifetime
         // Most tests send a prompt again and expect the model to answer it again: caching is off unless an agent turns it
         // on (cache.enabled), as the caching tests' agents do. ResponseCacheTests checks the default (on) on its own Api.
         ["Cache__Enabled"] = "false",
+        // Tests assert on the spans of their own requests, with other tests' requests in the same second: no sampling here.
+        // TraceRateSamplerTests checks the sampler.
+        ["Telemetry__MaxTracesPerSecond"] = "1000000",
         // Webhooks go to the LLM double on 127.0.0.1; WebhookTests prove the default (false) refuses that.
         ["Webhooks__AllowPrivateTargets"] = "true",
         // A second provider with three keys, for the key-rotation tests.
