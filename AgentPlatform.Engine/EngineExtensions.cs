@@ -92,9 +92,6 @@ public static class EngineExtensions
             // in the client's backlog until the 2 s timeout: a Redis outage must not stall requests.
             redis.BacklogPolicy = BacklogPolicy.FailFast;
             redis.ConnectTimeout = 2000;
-            // Socket reads on the shared thread pool, not the client's own dedicated threads: those spin while they wait, and
-            // under load on a 2-core machine their spinning was a fifth of the Api's CPU (dotnet-trace).
-            redis.SocketManager = SocketManager.ThreadPool;
             redis.SyncTimeout = redis.AsyncTimeout = 2000;
         });
         // Connect at start-up, not inside the first burst of requests (which would all block on it).

@@ -5,6 +5,7 @@ using AgentPlatform.Api.Auth;
 using AgentPlatform.Engine.Admission;
 using AgentPlatform.Engine.Billing;
 using AgentPlatform.Engine.Data;
+using AgentPlatform.Engine.Tasks;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
@@ -42,7 +43,7 @@ public static partial class UsageApi
     public static async Task<Results<Ok<UsageView>, ValidationProblem>> GetUsageAsync(ClaimsPrincipal user, [AsParameters] UsageRange range,
         [FromServices] AgentDbContext db, [FromServices] UsageReports reports, [FromServices] IOptionsMonitor<TierOptions> tiers,
         [FromServices] IOptions<UsageOptions> options, [FromServices] TimeProvider time, [FromServices] SpendGate spend,
-        CancellationToken cancellationToken)
+        [FromServices] TaskWriteBehind writeBehind, CancellationToken cancellationToken)
     {
         var errors = new Dictionary<string, string[]>();
         var query = range.ToQuery(UsageGrouping.ForCaller, UsageGrouping.Day, options.Value, time.GetUtcNow(), errors);
@@ -51,6 +52,8 @@ public static partial class UsageApi
         var caller = user.GetCaller();
         var today = DateOnly.FromDateTime(time.GetUtcNow().UtcDateTime);
         var since = UsageLedger.StartOfDay(time.GetUtcNow());
+        // The caller's sync tasks this instance finished are counted once written (one write away).
+        await writeBehind.WhenKeyWrittenAsync(caller.KeyId, cancellationToken);
         var tasks = await db.Tasks.Where(t => t.ApiKeyId == caller.KeyId && t.CreatedAt >= since)
             .GroupBy(_ => 1)
             .Select(g => new

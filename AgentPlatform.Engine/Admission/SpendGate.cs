@@ -190,14 +190,14 @@ public sealed class SpendGate(IConnectionMultiplexer redis, IOptionsMonitor<Tier
                 return new RunAdmission(null, Refusal((string)result[0]!, (long)result[1], (long)result[2], limits, untilMidnight), false, decision, null);
             }
         }
-        catch (RedisException e) when (requests is not null || limits.Any)
+        catch (Exception e) when (e is RedisException or RedisTimeoutException && (requests is not null || limits.Any))
         {
             // Fail closed: without the shared counters a limit cannot be held.
             logger.LogWarning("Admission limits unavailable ({Message}); refusing the run", e.Message);
             return new RunAdmission(null, new SpendRefusal("unavailable", "Rate limits, token limits and budgets cannot be checked right now (Redis is unavailable); retry shortly.",
                 TimeSpan.FromSeconds(2), 503), false, null, null);
         }
-        catch (RedisException e)
+        catch (Exception e) when (e is RedisException or RedisTimeoutException)
         {
             // Nothing to enforce, only the cache to read: the run goes on as a miss.
             logger.LogWarning("The response cache cannot be read ({Reason}); the run goes on as a miss", e.Message);

@@ -60,6 +60,10 @@ public sealed class TaskWriteBehind(NpgsqlDataSource dataSource, EngineReadiness
     public Task WhenWrittenAsync(Guid taskId, CancellationToken cancellationToken) =>
         _pending.TryGetValue(taskId, out var pending) ? pending.Written.Task.WaitAsync(cancellationToken) : Task.CompletedTask;
 
+    /// <summary>Waits until this instance's finished tasks of the key are in Postgres (a read of the key's tasks sees them all).</summary>
+    public Task WhenKeyWrittenAsync(Guid keyId, CancellationToken cancellationToken) =>
+        Task.WhenAll(_pending.Values.Where(p => p.Task.ApiKeyId == keyId).Select(p => p.Written.Task)).WaitAsync(cancellationToken);
+
     /// <summary>Writes everything buffered now (tests, and shutdown).</summary>
     public async Task FlushAsync(CancellationToken cancellationToken = default)
     {
