@@ -1,0 +1,79 @@
+using System.Diagnostics;
+using System.Text.Json;
+using AgentPlatform.Engine.Agents;
+using AgentPlatform.Engine.Llm;
+using AgentPlatform.Engine.Routing;
+using AgentPlatform.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+
+namespace AgentPlatform.Tests.Routing;
+
+/// <summary>One prompt of bench/router-eval-set.json: the agent it belongs to, and whether it is for tuning or held out.</summary>
+public sealed record LabelledPrompt(string Prompt, string Agent, string Split);
+
+/// <summary>How a router did on one part of the set, and what routing one prompt cost it.</summary>
+public sealed record EvaluationResult(string Split, int Correct, int Total, IReadOnlyList<double> LatenciesMs, IReadOnlyList<string> Misses)
+{
+    public double Accuracy => Total == 0 ? 0 : (double)Correct / Total;
+}
+
+/// <summary>
+/// Routes the hand-written labelled set (bench/router-eval-set.json) with the platform's default agents through a real
+/// <see cref="AgentRouter"/> with fresh track records, in a chosen embedding mode and without a tie-breaker: what a new
+/// user without a provider gets. Shared by the router's tests and the bench's router suite.
+/// </summary>
+public static class RouterEvaluation
+{
+    public const string SetPath = "bench/router-eval-set.json";
+    public static readonly string[] DefaultAgents = ["general", "research", "code", "writer", "math"];
+
+    public static async Task<IReadOnlyList<LabelledPrompt>> LoadAsync() =>
+        JsonSerializer.Deserialize<List<LabelledPrompt>>(await File.ReadAllTextAsync(Path.Combine(AppContext.BaseDirectory, SetPath)),
+            new JsonSerializerOptions(JsonSerializerDefaults.Web))!;
+
+    /// <summary>A router over the Api's agents in <paramref name="mode"/>, sharing the Api's MiniLM model, with empty track records.</summary>
+    /// <param name="tieBreaker">The tie-breaker to consult (none: the scores alone decide, as without a provider).</param>
+    public static AgentRouter Router(IServiceProvider services, RouterEmbedding mode, Action<RouterOptions>? configure = null,
+        RoutingTieBreaker? tieBreaker = null)
+    {
+        var settings = new RouterOptions
+        {
+            Embedding = mode,
+            StatsNamespace = "eval-" + Guid.NewGuid().ToString("N")[..8],
+            StatsCacheDuration = TimeSpan.FromMinutes(10),
+        };
+        configure?.Invoke(settings);
+        var options = new FixedOptions<RouterOptions>(settings);
+        var stats = new AgentStats(services.GetRequiredService<StackExchange.Redis.IConnectionMultiplexer>(), options, NullLogger<AgentStats>.Instance);
+        return new AgentRouter(services.GetRequiredService<AgentRegistry>(), stats, services.GetRequiredService<CircuitBreakers>(),
+            RoutingEmbeddings.LocalOnly(services.GetRequiredService<MiniLmEmbeddingGenerator>()), options, tieBreaker);
+    }
+
+    /// <summary>Routes every prompt of the set once (after one warm-up call), timing each decision.</summary>
+    public static async Task<IReadOnlyDictionary<string, EvaluationResult>> EvaluateAsync(AgentRouter router, IReadOnlyList<LabelledPrompt> set)
+    {
+        await router.RouteAsync("warm up", null, null, null, DefaultAgents.Contains, CancellationToken.None);
+        var results = new Dictionary<string, (int Correct, List<double> Ms, List<string> Misses)>();
+        foreach (var item in set)
+        {
+            var clock = Stopwatch.StartNew();
+            var decision = await router.RouteAsync(item.Prompt, null, null, null, DefaultAgents.Contains, CancellationToken.None);
+            var ms = clock.Elapsed.TotalMilliseconds;
+            if (!results.TryGetValue(item.Split, out var part)) results[item.Split] = part = (0, [], []);
+            part.Ms.Add(ms);
+            if (decision.Agent == item.Agent) part.Correct++;
+            else part.Misses.Add($"expected {item.Agent,-8} got {decision.Agent,-8} {item.Prompt}");
+            results[item.Split] = part;
+        }
+        return results.ToDictionary(r => r.Key, r => new EvaluationResult(r.Key, r.Value.Correct, set.Count(s => s.Split == r.Key), r.Value.Ms, r.Value.Misses));
+    }
+
+    public sealed class FixedOptions<T>(T value) : IOptionsMonitor<T>
+    {
+        public T CurrentValue => value;
+        public T Get(string? name) => value;
+        public IDisposable? OnChange(Action<T, string?> listener) => null;
+    }
+}
