@@ -5,6 +5,7 @@ using AgentPlatform.Engine.Agents;
 using AgentPlatform.Engine.Llm;
 using AgentPlatform.Engine.Telemetry;
 using Microsoft.Extensions.AI;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace AgentPlatform.Engine.Routing;
@@ -34,7 +35,7 @@ public sealed record RoutingDecision(string Agent, double Confidence, string Str
 /// </summary>
 public sealed class AgentRouter(
     AgentRegistry registry, AgentStats stats, CircuitBreakers breakers, RoutingEmbeddings embeddings,
-    IOptionsMonitor<RouterOptions> options, RoutingTieBreaker? tieBreaker = null)
+    IOptionsMonitor<RouterOptions> options, RoutingTieBreaker? tieBreaker = null, ILogger<AgentRouter>? logger = null)
 {
     /// <summary>An agent's reference vectors: its profile (name, description, keywords) and each example task.</summary>
     private sealed record AgentReference(string Fingerprint, float[] Profile, float[][] Examples);
@@ -254,8 +255,21 @@ public sealed class AgentRouter(
                 return (provided.Vectors[0], Complete(space, snapshot, pending, provided.Vectors, known), space);
         }
         var local = RoutingEmbeddings.LocalMode(settings.Embedding, settings.FallbackEmbedding);
-        var (query, references) = Local(task, snapshot, local);
-        return (query, references, RoutingEmbeddings.SpaceOf(local));
+        if (local == RouterEmbedding.MiniLM)
+        {
+            try
+            {
+                var (query, references) = Local(task, snapshot, local);
+                return (query, references, RoutingEmbeddings.SpaceOf(local));
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // The model could not be loaded or run (a missing native library, say): routing goes on with the hashed words.
+                logger?.LogError(e, "The router's {Model} model failed; routing with the hashed embedding", MiniLmEmbeddingGenerator.ModelName);
+            }
+        }
+        var (hashedQuery, hashedReferences) = Local(task, snapshot, RouterEmbedding.Hashed);
+        return (hashedQuery, hashedReferences, RoutingEmbeddings.LocalSpace);
     }
 
     private (float[] Query, IReadOnlyDictionary<string, AgentReference> References) Local(string task, AgentSnapshot snapshot, RouterEmbedding mode)

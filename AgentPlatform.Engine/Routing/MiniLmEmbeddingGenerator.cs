@@ -13,11 +13,24 @@ public sealed class MiniLmEmbeddingGenerator : IEmbeddingGenerator<string, Embed
     public const string ModelName = "all-MiniLM-L6-v2";
     public const int Dimensions = 384;
 
-    private readonly Lazy<SentenceEncoder> _encoder = new(() => new SentenceEncoder(), LazyThreadSafetyMode.ExecutionAndPublication);
+    private readonly Lazy<SentenceEncoder> _encoder = new(LoadModel, LazyThreadSafetyMode.ExecutionAndPublication);
 
     // ONNX Runtime's session is safe to share, but the package's tokenizer documents no such promise; one encode at a time
     // also costs little here, as one encode already keeps every core of a small machine busy.
     private readonly Lock _gate = new();
+
+    private static SentenceEncoder LoadModel()
+    {
+        var encoder = new SentenceEncoder();
+        // The package reads the model out of its assembly into a 90 MB array that ONNX Runtime copies into its session; the
+        // array is garbage from here on but would hold its memory on the large-object heap until some later full collection.
+        // One compacting collection now, once per process, gives it back (measured: RSS 370 → 280 MB).
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        return encoder;
+    }
+
+    /// <summary>Loads the model now (start-up) rather than on the first routed request.</summary>
+    public void Load() => _ = _encoder.Value;
 
     /// <summary>Whether the model has been loaded in this process (the memory cost has been paid).</summary>
     public bool IsLoaded => _encoder.IsValueCreated;
@@ -50,4 +63,29 @@ public sealed class MiniLmEmbeddingGenerator : IEmbeddingGenerator<string, Embed
     {
         if (_encoder.IsValueCreated) _encoder.Value.Dispose();
     }
+}
+
+/// <summary>
+/// Loads MiniLM in the background when the Api starts in that mode, so the first routed request does not wait about a
+/// second for it. Only where routing happens (the Api): the Worker loads it only if it ever routes.
+/// </summary>
+public sealed class MiniLmWarmup(MiniLmEmbeddingGenerator model, Microsoft.Extensions.Options.IOptions<RouterOptions> options,
+    Microsoft.Extensions.Logging.ILogger<MiniLmWarmup> logger) : Microsoft.Extensions.Hosting.BackgroundService
+{
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) => Task.Run(() =>
+    {
+        if (options.Value.Embedding != RouterEmbedding.MiniLM) return;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        try
+        {
+            model.Load();
+            Microsoft.Extensions.Logging.LoggerExtensions.LogInformation(logger, "Router model {Model} loaded in {Ms} ms",
+                MiniLmEmbeddingGenerator.ModelName, clock.ElapsedMilliseconds);
+        }
+        catch (Exception e)
+        {
+            // Not fatal: the router falls back to the hashed embedding (and logs it) while the model cannot be had.
+            Microsoft.Extensions.Logging.LoggerExtensions.LogError(logger, e, "Router model {Model} could not be loaded", MiniLmEmbeddingGenerator.ModelName);
+        }
+    }, stoppingToken);
 }

@@ -137,9 +137,9 @@ public sealed class TieBreakerTests(PlatformFixture platform)
             ["Router__Embedding"] = "hashed",
             ["Router__TieBreakMargin"] = "1",
         });
-        var client = PlatformFixture.ClientFor(api, await platform.CreateKeyAsync(allowedAgents: RouterEvaluation.DefaultAgents));
+        // A key that may use two agents: they are the two best, whatever the Api's track records say.
+        var client = PlatformFixture.ClientFor(api, await platform.CreateKeyAsync(allowedAgents: ["writer", "math"]));
         var marker = TestNames.Unique("shown");
-        // Two fields far from the others: the two best agents are writer and math whatever the Api's track records say.
         var prompt = $"Write a rhyming poem that solves the equation 3x + 5 = 20 {marker}";
         platform.Llm.Script(marker, new LlmStep(Content: """{"agent": "math"}"""), new LlmStep(Content: "The answer."));
 
