@@ -93,7 +93,8 @@ public sealed class RouterOptions
 
     /// <summary>
     /// In the MiniLM and provider spaces, how much the hashed (word) similarity counts: similarity = (1 − w) × semantic + w × hashed.
-    /// On the tuning part of the evaluation set, 0.4 beat MiniLM alone (0) and every other step of 0.1 to 0.6.
+    /// On the tuning part of the evaluation set 0.4 did best (92.5 %; MiniLM alone 86.3 %; 0.2, 0.3, 0.5, 0.6: 88.7-91.2 %). On the
+    /// held-out part it neither helped nor hurt (86.9 % both): it costs a fraction of a millisecond, so it stays.
     /// </summary>
     [Range(0.0, 1.0)]
     public double LexicalWeight { get; set; } = 0.4;

@@ -14,7 +14,9 @@ namespace AgentPlatform.Tests.Routing;
 public sealed record LabelledPrompt(string Prompt, string Agent, string Split);
 
 /// <summary>How a router did on one part of the set, and what routing one prompt cost it.</summary>
-public sealed record EvaluationResult(string Split, int Correct, int Total, IReadOnlyList<double> LatenciesMs, IReadOnlyList<string> Misses)
+/// <param name="Strategies">How many decisions chose each strategy (a near tie runs several agents, at several times the cost).</param>
+public sealed record EvaluationResult(string Split, int Correct, int Total, IReadOnlyList<double> LatenciesMs, IReadOnlyList<string> Misses,
+    IReadOnlyDictionary<string, int> Strategies)
 {
     public double Accuracy => Total == 0 ? 0 : (double)Correct / Total;
 }
@@ -56,6 +58,7 @@ public static class RouterEvaluation
     {
         await router.RouteAsync("warm up", null, null, null, DefaultAgents.Contains, CancellationToken.None);
         var results = new Dictionary<string, (int Correct, List<double> Ms, List<string> Misses)>();
+        var strategies = new Dictionary<string, Dictionary<string, int>>();
         foreach (var item in set)
         {
             var clock = Stopwatch.StartNew();
@@ -63,11 +66,14 @@ public static class RouterEvaluation
             var ms = clock.Elapsed.TotalMilliseconds;
             if (!results.TryGetValue(item.Split, out var part)) results[item.Split] = part = (0, [], []);
             part.Ms.Add(ms);
+            var counts = strategies.TryGetValue(item.Split, out var found) ? found : strategies[item.Split] = [];
+            counts[decision.Strategy] = counts.GetValueOrDefault(decision.Strategy) + 1;
             if (decision.Agent == item.Agent) part.Correct++;
             else part.Misses.Add($"expected {item.Agent,-8} got {decision.Agent,-8} {item.Prompt}");
             results[item.Split] = part;
         }
-        return results.ToDictionary(r => r.Key, r => new EvaluationResult(r.Key, r.Value.Correct, set.Count(s => s.Split == r.Key), r.Value.Ms, r.Value.Misses));
+        return results.ToDictionary(r => r.Key, r => new EvaluationResult(r.Key, r.Value.Correct, set.Count(s => s.Split == r.Key), r.Value.Ms, r.Value.Misses,
+            strategies[r.Key]));
     }
 
     public sealed class FixedOptions<T>(T value) : IOptionsMonitor<T>

@@ -23,7 +23,7 @@ public sealed class RouterExamplesTests(PlatformFixture platform, ITestOutputHel
 
         foreach (var (split, result) in results)
         {
-            output.WriteLine($"{mode} {split}: {result.Accuracy:P1} ({result.Correct}/{result.Total})");
+            output.WriteLine($"{mode} {split}: {result.Accuracy:P1} ({result.Correct}/{result.Total}); strategies {string.Join(", ", result.Strategies.Select(s => $"{s.Key} {s.Value}"))}");
             foreach (var miss in result.Misses) output.WriteLine("  " + miss);
         }
         Assert.True(set.Count >= 200 && set.GroupBy(s => s.Agent).All(g => g.Count() >= 40), "the set has at least 200 prompts, 40 per agent");
