@@ -15,8 +15,10 @@ public sealed record LabelledPrompt(string Prompt, string Agent, string Split);
 
 /// <summary>How a router did on one part of the set, and what routing one prompt cost it.</summary>
 /// <param name="Strategies">How many decisions chose each strategy (a near tie runs several agents, at several times the cost).</param>
+/// <param name="NearTies">Decisions whose two best agents were within the default Router:TieBreakMargin: with a provider, each
+/// would cost one tie-breaker call (once per distinct prompt).</param>
 public sealed record EvaluationResult(string Split, int Correct, int Total, IReadOnlyList<double> LatenciesMs, IReadOnlyList<string> Misses,
-    IReadOnlyDictionary<string, int> Strategies)
+    IReadOnlyDictionary<string, int> Strategies, int NearTies)
 {
     public double Accuracy => Total == 0 ? 0 : (double)Correct / Total;
 }
@@ -59,6 +61,8 @@ public static class RouterEvaluation
         await router.RouteAsync("warm up", null, null, null, DefaultAgents.Contains, CancellationToken.None);
         var results = new Dictionary<string, (int Correct, List<double> Ms, List<string> Misses)>();
         var strategies = new Dictionary<string, Dictionary<string, int>>();
+        var nearTies = new Dictionary<string, int>();
+        var margin = new RouterOptions().TieBreakMargin;
         foreach (var item in set)
         {
             var clock = Stopwatch.StartNew();
@@ -68,12 +72,14 @@ public static class RouterEvaluation
             part.Ms.Add(ms);
             var counts = strategies.TryGetValue(item.Split, out var found) ? found : strategies[item.Split] = [];
             counts[decision.Strategy] = counts.GetValueOrDefault(decision.Strategy) + 1;
+            if (decision.Candidates.Count > 1 && decision.Candidates[0].Score - decision.Candidates[1].Score < margin)
+                nearTies[item.Split] = nearTies.GetValueOrDefault(item.Split) + 1;
             if (decision.Agent == item.Agent) part.Correct++;
             else part.Misses.Add($"expected {item.Agent,-8} got {decision.Agent,-8} {item.Prompt}");
             results[item.Split] = part;
         }
         return results.ToDictionary(r => r.Key, r => new EvaluationResult(r.Key, r.Value.Correct, set.Count(s => s.Split == r.Key), r.Value.Ms, r.Value.Misses,
-            strategies[r.Key]));
+            strategies[r.Key], nearTies.GetValueOrDefault(r.Key)));
     }
 
     public sealed class FixedOptions<T>(T value) : IOptionsMonitor<T>

@@ -334,7 +334,8 @@ async Task RouterSuite()
                           $"tuning {results["tuning"].Accuracy,6:P1} ({results["tuning"].Correct}/{results["tuning"].Total})  " +
                           $"routing p50 {Percentile(all, 50):0.00} ms p95 {Percentile(all, 95):0.00} ms " +
                           $"(added p50 {Percentile(all, 50) - Percentile(named, 50):0.00} ms){note}");
-        Console.WriteLine($"{"",-45} strategies: {string.Join(", ", results.Values.SelectMany(r => r.Strategies).GroupBy(e => e.Key).Select(g => $"{g.Key} {g.Sum(e => e.Value)}"))}");
+        Console.WriteLine($"{"",-45} strategies: {string.Join(", ", results.Values.SelectMany(r => r.Strategies).GroupBy(e => e.Key).Select(g => $"{g.Key} {g.Sum(e => e.Value)}"))}; " +
+                          $"top two within the tie-breaker's margin: {results.Values.Sum(r => r.NearTies)} of {set.Count}");
     }
     Console.WriteLine($"bench process RSS: {rssBefore:0} MB before the router suite, {RssMb(Environment.ProcessId):0} MB after MiniLM was loaded");
 
