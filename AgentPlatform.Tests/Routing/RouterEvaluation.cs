@@ -17,8 +17,9 @@ public sealed record LabelledPrompt(string Prompt, string Agent, string Split);
 /// <param name="Strategies">How many decisions chose each strategy (a near tie runs several agents, at several times the cost).</param>
 /// <param name="NearTies">Decisions whose two best agents were within the default Router:TieBreakMargin: with a provider, each
 /// would cost one tie-breaker call (once per distinct prompt).</param>
+/// <param name="MissesWithinMargin">Misses whose right agent came second within that margin: what a perfect tie-breaker could fix.</param>
 public sealed record EvaluationResult(string Split, int Correct, int Total, IReadOnlyList<double> LatenciesMs, IReadOnlyList<string> Misses,
-    IReadOnlyDictionary<string, int> Strategies, int NearTies)
+    IReadOnlyDictionary<string, int> Strategies, int NearTies, int MissesWithinMargin)
 {
     public double Accuracy => Total == 0 ? 0 : (double)Correct / Total;
 }
@@ -62,6 +63,7 @@ public static class RouterEvaluation
         var results = new Dictionary<string, (int Correct, List<double> Ms, List<string> Misses)>();
         var strategies = new Dictionary<string, Dictionary<string, int>>();
         var nearTies = new Dictionary<string, int>();
+        var fixable = new Dictionary<string, int>();
         var margin = new RouterOptions().TieBreakMargin;
         foreach (var item in set)
         {
@@ -75,11 +77,17 @@ public static class RouterEvaluation
             if (decision.Candidates.Count > 1 && decision.Candidates[0].Score - decision.Candidates[1].Score < margin)
                 nearTies[item.Split] = nearTies.GetValueOrDefault(item.Split) + 1;
             if (decision.Agent == item.Agent) part.Correct++;
-            else part.Misses.Add($"expected {item.Agent,-8} got {decision.Agent,-8} {item.Prompt}");
+            else
+            {
+                var rank = decision.Candidates.ToList().FindIndex(c => c.Agent == item.Agent);
+                var gap = rank < 0 ? double.NaN : decision.Candidates[0].Score - decision.Candidates[rank].Score;
+                part.Misses.Add($"expected {item.Agent,-8} got {decision.Agent,-8} (expected ranked {rank + 1}, {gap:0.000} behind) {item.Prompt}");
+                if (rank == 1 && gap < margin) fixable[item.Split] = fixable.GetValueOrDefault(item.Split) + 1;
+            }
             results[item.Split] = part;
         }
         return results.ToDictionary(r => r.Key, r => new EvaluationResult(r.Key, r.Value.Correct, set.Count(s => s.Split == r.Key), r.Value.Ms, r.Value.Misses,
-            strategies[r.Key], nearTies.GetValueOrDefault(r.Key)));
+            strategies[r.Key], nearTies.GetValueOrDefault(r.Key), fixable.GetValueOrDefault(r.Key)));
     }
 
     public sealed class FixedOptions<T>(T value) : IOptionsMonitor<T>

@@ -335,7 +335,8 @@ async Task RouterSuite()
                           $"routing p50 {Percentile(all, 50):0.00} ms p95 {Percentile(all, 95):0.00} ms " +
                           $"(added p50 {Percentile(all, 50) - Percentile(named, 50):0.00} ms){note}");
         Console.WriteLine($"{"",-45} strategies: {string.Join(", ", results.Values.SelectMany(r => r.Strategies).GroupBy(e => e.Key).Select(g => $"{g.Key} {g.Sum(e => e.Value)}"))}; " +
-                          $"top two within the tie-breaker's margin: {results.Values.Sum(r => r.NearTies)} of {set.Count}");
+                          $"top two within the tie-breaker's margin: {results.Values.Sum(r => r.NearTies)} of {set.Count}; held-out misses with the right " +
+                          $"agent second within it: {results["heldout"].MissesWithinMargin} of {results["heldout"].Total - results["heldout"].Correct}");
     }
     Console.WriteLine($"bench process RSS: {rssBefore:0} MB before the router suite, {RssMb(Environment.ProcessId):0} MB after MiniLM was loaded");
 
