@@ -58,7 +58,9 @@ public static class EngineExtensions
         services.AddOptions<PromptInjectionOptions>().Bind(configuration.GetSection(PromptInjectionOptions.SectionName)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<PromptInjectionOptions>, PromptInjectionOptionsValidator>();
         services.AddOptions<RouterOptions>().Bind(configuration.GetSection(RouterOptions.SectionName))
-            .ValidateDataAnnotations().ValidateOnStart();
+            .ValidateDataAnnotations()
+            .Validate(o => o.FallbackEmbedding != RouterEmbedding.Provider, "Router:FallbackEmbedding is a local mode: hashed or minilm.")
+            .ValidateOnStart();
         services.AddOptions<QueueOptions>().Bind(configuration.GetSection(QueueOptions.SectionName)).ValidateOnStart();
         services.AddOptions<ConversationOptions>().Bind(configuration.GetSection(ConversationOptions.SectionName))
             .ValidateDataAnnotations()
@@ -194,10 +196,12 @@ public static class EngineExtensions
         services.AddSingleton<AgentRegistry>();
         services.AddHostedService(sp => sp.GetRequiredService<AgentRegistry>());
         services.AddSingleton<AgentStats>();
+        services.AddSingleton<MiniLmEmbeddingGenerator>();
         services.AddSingleton<RoutingEmbeddings>();
         foreach (var name in new[] { RoutingEmbeddings.PipelineName, RoutingEmbeddings.StoredPipelineName })
             services.AddResiliencePipeline(name, (pipeline, context) =>
                 RoutingEmbeddings.Configure(pipeline, context.ServiceProvider.GetRequiredService<IOptions<RouterOptions>>().Value));
+        services.AddSingleton<RoutingTieBreaker>();
         services.AddSingleton<AgentRouter>();
         services.AddSingleton<AgentInvoker>();
         services.AddSingleton<TaskExecutor>();

@@ -79,6 +79,7 @@ public static class Extensions
         // Migrations and the stored agents load in the background: the Api answers /health while Postgres is not there yet.
         services.AddBackgroundEnginePreparation();
         services.AddHostedService<QueueDepthGauge>();
+        services.AddHostedService<AgentPlatform.Engine.Routing.MiniLmWarmup>();
         services.AddHostedService<AgentPlatform.Engine.Conversations.ActiveConversations>();
         services.AddScoped<Apis.AgentTaskApi.TaskServices>();
         services.AddSingleton<RateLimitFilter>();

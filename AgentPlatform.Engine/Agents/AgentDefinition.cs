@@ -26,6 +26,12 @@ public sealed class AgentDefinition
     /// <summary>Words that describe the agent's field; the router embeds them with the description.</summary>
     public string[] Keywords { get; set; } = [];
 
+    /// <summary>
+    /// A few tasks this agent is for, written as a user would ask them. The router compares a prompt with each one (and with
+    /// the description and keywords): an agent is recognised by what its users ask, not only by the words of its field.
+    /// </summary>
+    public string[] Examples { get; set; } = [];
+
     /// <summary>Tool names (a trailing * matches a prefix) the agent may use; none when empty.</summary>
     public string[] Tools { get; set; } = [];
 

@@ -15,6 +15,10 @@ public static partial class AgentDefinitionRules
     [GeneratedRegex(@"^[a-zA-Z0-9_-]{1,64}\*?$|^\*$")]
     private static partial Regex ToolPattern();
 
+    // Each example is one embedding per registry change and one comparison per routed task: a bounded few keep both cheap.
+    public const int MaxExamples = 30;
+    public const int MaxExampleLength = 500;
+
     public static Dictionary<string, string[]> Check(string name, AgentDefinition agent, Func<string, bool> providerExists)
     {
         var errors = new Dictionary<string, List<string>>();
@@ -22,9 +26,10 @@ public static partial class AgentDefinitionRules
 
         if (agent.Memory is null) Add("memory", "memory must be an object when given, such as {\"recall\": false}.");
         if (agent.Cache is null) Add("cache", "cache must be an object when given, such as {\"ttl_seconds\": 600}.");
-        if (agent.Keywords is null || agent.Tools is null || agent.Models is null)
+        if (agent.Examples is null) Add("examples", "examples must be an array of tasks when given, such as [\"Convert 72 °F to Celsius\"].");
+        if (agent.Keywords is null || agent.Tools is null || agent.Models is null || agent.Examples is null)
         {
-            Add("body", "keywords, tools and models must be arrays when given.");
+            if (agent.Keywords is null || agent.Tools is null || agent.Models is null) Add("body", "keywords, tools and models must be arrays when given.");
             return errors.ToDictionary(e => e.Key, e => e.Value.ToArray());
         }
         if (!AgentName().IsMatch(name) || name == AgentRegistry.Auto)
@@ -37,6 +42,10 @@ public static partial class AgentDefinitionRules
         if (agent.Keywords.Length > 50) Add("keywords", "At most 50 keywords.");
         for (var i = 0; i < agent.Keywords.Length; i++)
             if (string.IsNullOrWhiteSpace(agent.Keywords[i]) || agent.Keywords[i].Length > 100) Add($"keywords[{i}]", "A keyword is 1-100 characters.");
+        if (agent.Examples.Length > MaxExamples) Add("examples", $"At most {MaxExamples} examples.");
+        for (var i = 0; i < agent.Examples.Length; i++)
+            if (string.IsNullOrWhiteSpace(agent.Examples[i]) || agent.Examples[i].Length > MaxExampleLength)
+                Add($"examples[{i}]", $"An example is a task of 1-{MaxExampleLength} characters.");
         if (agent.Models.Count > 10) Add("models", "At most 10 models in a chain.");
         if (agent.Models.Any(m => m is null)) Add("models", "A model entry cannot be null.");
         for (var i = 0; i < agent.Models.Count; i++)

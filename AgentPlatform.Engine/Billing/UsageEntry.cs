@@ -32,6 +32,8 @@ public static class UsageKinds
     public const string Chat = "chat";
     /// <summary>A chat completion that summarized a conversation's older turns.</summary>
     public const string Summary = "summary";
+    /// <summary>A classification call of the router's tie-breaker (the key's, before any task exists).</summary>
+    public const string Routing = "routing";
     /// <summary>An embedding call at the provider (routing, long-term memory, /v1/embeddings).</summary>
     public const string Embedding = "embedding";
 

@@ -28,56 +28,79 @@ public sealed class RoutingEmbeddings
     /// </summary>
     public const string StoredPipelineName = "stored-embeddings";
     public const string LocalSpace = "local";
+    public const string MiniLmSpace = MiniLmEmbeddingGenerator.ModelName;
 
     private readonly IEmbeddingGenerator<string, Embedding<float>>? _provider;
     private readonly ResiliencePipelineProvider<string>? _pipelines;
     private readonly IOptions<LlmOptions> _llm;
     private readonly UsageLedger? _ledger;
     private readonly ILogger _logger;
+    private readonly MiniLmEmbeddingGenerator _miniLm;
 
     public RoutingEmbeddings(ChatClientPool pool, ResiliencePipelineProvider<string> pipelines, IOptions<LlmOptions> llm,
-        UsageLedger ledger, ILogger<RoutingEmbeddings> logger)
-        : this(pool.CreateEmbeddingGenerator(), pipelines, llm, ledger, logger)
+        UsageLedger ledger, MiniLmEmbeddingGenerator miniLm, ILogger<RoutingEmbeddings> logger)
+        : this(pool.CreateEmbeddingGenerator(), pipelines, llm, ledger, miniLm, logger)
     {
     }
 
     private RoutingEmbeddings(IEmbeddingGenerator<string, Embedding<float>>? provider, ResiliencePipelineProvider<string>? pipelines,
-        IOptions<LlmOptions> llm, UsageLedger? ledger, ILogger logger)
+        IOptions<LlmOptions> llm, UsageLedger? ledger, MiniLmEmbeddingGenerator miniLm, ILogger logger)
     {
         _provider = provider;
         _pipelines = pipelines;
         _llm = llm;
         _ledger = ledger;
+        _miniLm = miniLm;
         _logger = logger;
     }
 
-    /// <summary>Only the local embedding (benchmarks, tests of the router itself).</summary>
-    public static RoutingEmbeddings LocalOnly() =>
-        new(null, null, Options.Create(new LlmOptions()), null, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+    /// <summary>Only the local embeddings (benchmarks, tests of the router itself); pass the process's MiniLM to share its model.</summary>
+    public static RoutingEmbeddings LocalOnly(MiniLmEmbeddingGenerator? miniLm = null) =>
+        new(null, null, Options.Create(new LlmOptions()), null, miniLm ?? new MiniLmEmbeddingGenerator(),
+            Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+
+    /// <summary>Whether the provider's embeddings can be asked at all (a provider is configured, and Llm:UseProviderEmbeddings).</summary>
+    public bool HasProvider => _provider is not null;
+
+    /// <summary>Embeds in a local mode: the hashed embedding, or MiniLM (the texts in one batch).</summary>
+    public EmbeddedTexts EmbedLocally(IReadOnlyList<string> texts, RouterEmbedding mode) => mode == RouterEmbedding.MiniLM
+        ? new EmbeddedTexts(MiniLmSpace, _miniLm.Embed(texts))
+        : EmbedLocally(texts);
+
+    /// <summary>The local mode that answers for <paramref name="mode"/>: itself, or for the provider mode its fallback.</summary>
+    public static RouterEmbedding LocalMode(RouterEmbedding mode, RouterEmbedding fallback) =>
+        mode != RouterEmbedding.Provider ? mode : fallback == RouterEmbedding.Provider ? RouterEmbedding.Hashed : fallback;
+
+    public static string SpaceOf(RouterEmbedding local) => local == RouterEmbedding.MiniLM ? MiniLmSpace : LocalSpace;
+
+    /// <summary>
+    /// The provider's embeddings behind the router's breaker and time limit (metered), or null when the provider failed, was
+    /// too slow or its breaker is open: the caller embeds locally instead, so routing never fails on an embedding.
+    /// </summary>
+    public async Task<EmbeddedTexts?> TryProviderAsync(IReadOnlyList<string> texts, CancellationToken cancellationToken)
+    {
+        if (_provider is null) return null;
+        try
+        {
+            return await EmbedAtProviderAsync(PipelineName, texts, cancellationToken);
+        }
+        catch (BrokenCircuitException)
+        {
+            // Open breaker: the provider is not asked; the local embedding answers.
+        }
+        catch (Exception e) when (IsProviderFailure(e, cancellationToken))
+        {
+            _logger.LogWarning("Routing embeddings from the provider failed ({Reason}); using the local embedding", ProviderFailures.Describe(e));
+        }
+        return null;
+    }
 
     /// <summary>The space <see cref="EmbedAsync"/> answers in when all goes well.</summary>
     public string PreferredSpace => _provider is null ? LocalSpace : _llm.Value.EmbeddingModel;
 
     /// <summary>Embeds in the provider's space when it can, else locally; <see cref="EmbeddedTexts.Space"/> says which.</summary>
-    public async Task<EmbeddedTexts> EmbedAsync(IReadOnlyList<string> texts, CancellationToken cancellationToken)
-    {
-        if (_provider is not null)
-        {
-            try
-            {
-                return await EmbedAtProviderAsync(PipelineName, texts, cancellationToken);
-            }
-            catch (BrokenCircuitException)
-            {
-                // Open breaker: the provider is not asked; the local embedding answers.
-            }
-            catch (Exception e) when (IsProviderFailure(e, cancellationToken))
-            {
-                _logger.LogWarning("Routing embeddings from the provider failed ({Reason}); using the local embedding", ProviderFailures.Describe(e));
-            }
-        }
-        return EmbedLocally(texts);
-    }
+    public async Task<EmbeddedTexts> EmbedAsync(IReadOnlyList<string> texts, CancellationToken cancellationToken) =>
+        _provider is not null && await TryProviderAsync(texts, cancellationToken) is { } embedded ? embedded : EmbedLocally(texts);
 
     /// <summary>
     /// Embeds in <see cref="PreferredSpace"/> or not at all, for vectors that are stored and compared later (long-term

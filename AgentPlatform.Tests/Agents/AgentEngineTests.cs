@@ -89,6 +89,36 @@ public sealed class AgentEngineTests(PlatformFixture platform)
     }
 
     [Fact]
+    public async Task Agent_examples_are_validated_with_400s_naming_the_field_and_stored_when_valid()
+    {
+        var name = Unique("examples");
+        async Task<System.Text.Json.Nodes.JsonObject> Refused(object body)
+        {
+            using var response = await Admin.PutAsJsonAsync($"/admin/agents/{name}", body);
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+            Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+            return (await response.JsonAsync())["errors"]!.AsObject();
+        }
+
+        var tooMany = await Refused(new { description = "d", system_prompt = "p", examples = Enumerable.Range(0, 31).Select(i => $"Task {i}").ToArray() });
+        var bad = await Refused(new { description = "d", system_prompt = "p", examples = new[] { "fine", "", new string('x', 501) } });
+        var notAList = await Refused(new { description = "d", system_prompt = "p", examples = (string[]?)null });
+
+        Assert.True(tooMany.ContainsKey("examples"), tooMany.ToJsonString());
+        Assert.True(bad.ContainsKey("examples[1]") && bad.ContainsKey("examples[2]") && !bad.ContainsKey("examples[0]"), bad.ToJsonString());
+        Assert.True(notAList.ContainsKey("examples"), notAList.ToJsonString());
+        // A string where a list belongs is a 400 too, never a 500.
+        using var wrongType = await Admin.PutAsync($"/admin/agents/{name}", new StringContent(
+            """{"description": "d", "system_prompt": "p", "examples": "Convert 72 °F to Celsius"}""", System.Text.Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.BadRequest, wrongType.StatusCode);
+
+        await PutAgentAsync(name, new { description = "d", system_prompt = "p", examples = new[] { "When should I plant tulip bulbs?" } });
+        var stored = await (await Admin.GetAsync($"/admin/agents/{name}")).JsonAsync();
+        Assert.Equal("When should I plant tulip bulbs?", stored["definition"]!["examples"]![0]!.GetValue<string>());
+        Assert.Equal(HttpStatusCode.NoContent, (await Admin.DeleteAsync($"/admin/agents/{name}")).StatusCode);
+    }
+
+    [Fact]
     public async Task A_breaker_opens_after_five_failures_the_fallback_answers_then_it_half_opens_and_closes()
     {
         var name = Unique("breaker");

@@ -98,7 +98,10 @@ public sealed class UsageLedgerTests(PlatformFixture platform, ITestOutputHelper
         {
             var tasks = await TasksAsync(keyId);
             var ledger = await LedgerAsync(keyId);
-            if ((tasks.All(t => t.IsFinal) && Of(tasks) == TaskCosts(ledger)) || DateTime.UtcNow > deadline) return (tasks, ledger);
+            // Settled: every task final and priced, and nothing of this key still in the Api's buffer (embeddings made in the
+            // Api, such as the last /v1/embeddings call, reach Postgres up to a flush interval later than the tasks do).
+            var buffered = platform.Api.Services.GetRequiredService<UsageLedger>().UnwrittenWhere(e => e.ApiKeyId == keyId).Count;
+            if ((tasks.All(t => t.IsFinal) && Of(tasks) == TaskCosts(ledger) && buffered == 0) || DateTime.UtcNow > deadline) return (tasks, ledger);
             await Task.Delay(100);
         }
     }

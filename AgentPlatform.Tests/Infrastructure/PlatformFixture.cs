@@ -64,6 +64,12 @@ public sealed class PlatformFixture : IAsyncLifetime
         ["Queue__DistributedLockTimeout"] = "00:00:05",
         ["Router__StatsCacheDuration"] = "00:00:00",
         ["Router__EmbeddingBreakDuration"] = "00:00:03",
+        // The routing tests of the provider's embeddings (and their fallback to the hashed one) run on the shared Api; the
+        // default (MiniLM) is measured on its own routers (RouterTests). The tie-breaker would add a classification call to
+        // the LLM double in any test whose prompt happens to be a near tie: RouterTests turn it on where they test it.
+        ["Router__Embedding"] = "provider",
+        ["Router__FallbackEmbedding"] = "hashed",
+        ["Router__TieBreakMargin"] = "0",
         // Most tests send a prompt again and expect the model to answer it again: caching is off unless an agent turns it
         // on (cache.enabled), as the caching tests' agents do. ResponseCacheTests checks the default (on) on its own Api.
         ["Cache__Enabled"] = "false",

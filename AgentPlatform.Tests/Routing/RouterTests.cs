@@ -28,7 +28,7 @@ public sealed class RouterTests(PlatformFixture platform, ITestOutputHelper outp
         });
         stats = new AgentStats(services.GetRequiredService<StackExchange.Redis.IConnectionMultiplexer>(), options, NullLogger<AgentStats>.Instance);
         return new AgentRouter(services.GetRequiredService<AgentRegistry>(), stats, services.GetRequiredService<CircuitBreakers>(),
-            RoutingEmbeddings.LocalOnly(), options);
+            RoutingEmbeddings.LocalOnly(services.GetRequiredService<MiniLmEmbeddingGenerator>()), options);
     }
 
     [Fact]
@@ -47,7 +47,7 @@ public sealed class RouterTests(PlatformFixture platform, ITestOutputHelper outp
         }
 
         var accuracy = 1.0 - (double)misses.Count / set.Count;
-        output.WriteLine($"Routing accuracy: {accuracy:P1} ({set.Count - misses.Count}/{set.Count} prompts, {set.Select(s => s.Agent).Distinct().Count()} agents, local embedding)");
+        output.WriteLine($"Routing accuracy: {accuracy:P1} ({set.Count - misses.Count}/{set.Count} prompts, {set.Select(s => s.Agent).Distinct().Count()} agents, default embedding: {new RouterOptions().Embedding})");
         foreach (var miss in misses) output.WriteLine(miss);
         Assert.True(set.Count >= 30 && set.Select(s => s.Agent).Distinct().Count() >= 4);
         Assert.True(accuracy >= 0.85, $"accuracy {accuracy:P1}\n{string.Join('\n', misses)}");

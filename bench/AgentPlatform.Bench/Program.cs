@@ -10,6 +10,8 @@ using AgentPlatform.Tests.Infrastructure;
 //   engine:     4. router latency (in process, local and provider embeddings; and end to end: auto vs a named agent)
 //               5. parallel vs sequential wall time of three agents with the LLM double at 200 ms
 //   memory:     6. POST /agent/memories and a search through the Api; the embedded store's search by tenant size
+//   router:     8. accuracy of each embedding mode on bench/router-eval-set.json (tuning and held-out parts), the routing
+//                  latency each mode adds (in process, and end to end in a real Api process) and that Api process's RSS
 //   cache:      7. sync request uncached (bypass, and a miss that stores) vs exact hit vs semantic hit, LLM double at 0 and 50 ms,
 //                  local embedding; and the lookups alone, in process
 var suite = args.FirstOrDefault() ?? "all";
@@ -22,6 +24,7 @@ try
     if (suite is "all" or "engine") await Engine();
     if (suite is "all" or "memory") await Memory();
     if (suite is "all" or "cache") await Cache();
+    if (suite is "all" or "router") await RouterSuite();
 }
 finally
 {
@@ -298,6 +301,83 @@ async Task Cache()
     Report("in process: task row INSERT + final UPDATE", rows);
 }
 
+async Task RouterSuite()
+{
+    var set = await AgentPlatform.Tests.Routing.RouterEvaluation.LoadAsync();
+    var services = platform.Api.Services;
+    Console.WriteLine($"router eval set: {set.Count} prompts ({set.Count(s => s.Split == "tuning")} tuning, {set.Count(s => s.Split == "heldout")} held out), " +
+                      $"{set.Select(s => s.Agent).Distinct().Count()} agents; no tie-breaker (no provider)");
+    var rssBefore = RssMb(Environment.ProcessId);
+
+    // 8a. In process: a router with fresh track records per mode. Each decision is timed; the first call (warm-up, outside the
+    // figures) embeds the agents' references, later ones only the prompt. A named agent needs no ranking: that is the baseline.
+    var named = new List<double>();
+    var namedRouter = AgentPlatform.Tests.Routing.RouterEvaluation.Router(services, AgentPlatform.Engine.Routing.RouterEmbedding.Hashed);
+    foreach (var item in set) named.Add(await TimeAsync(() => namedRouter.RouteAsync(item.Prompt, "general", null, null, _ => true, CancellationToken.None)));
+    Report("in process, named agent (baseline)", named);
+    var modes = new (string Name, AgentPlatform.Engine.Routing.AgentRouter Router, string Note)[]
+    {
+        ("hashed", AgentPlatform.Tests.Routing.RouterEvaluation.Router(services, AgentPlatform.Engine.Routing.RouterEmbedding.Hashed), ""),
+        ("minilm", AgentPlatform.Tests.Routing.RouterEvaluation.Router(services, AgentPlatform.Engine.Routing.RouterEmbedding.MiniLM), ""),
+        ("minilm, no hashed words (LexicalWeight 0)", AgentPlatform.Tests.Routing.RouterEvaluation.Router(services,
+            AgentPlatform.Engine.Routing.RouterEmbedding.MiniLM, o => o.LexicalWeight = 0), ""),
+        ("provider (LLM double over HTTP)", AgentPlatform.Tests.Routing.RouterEvaluation.Router(services, AgentPlatform.Engine.Routing.RouterEmbedding.Provider),
+            "  [accuracy: the double embeds with the hashed embedding, not a model]"),
+    };
+    foreach (var (name, router, note) in modes)
+    {
+        // The provider mode needs the Api's provider embeddings: the DI router is the one wired to them.
+        var active = name.StartsWith("provider") ? (AgentPlatform.Engine.Routing.AgentRouter)services.GetService(typeof(AgentPlatform.Engine.Routing.AgentRouter))! : router;
+        var results = await AgentPlatform.Tests.Routing.RouterEvaluation.EvaluateAsync(active, set);
+        var all = results.Values.SelectMany(r => r.LatenciesMs).ToList();
+        Console.WriteLine($"{name,-45} held-out {results["heldout"].Accuracy,6:P1} ({results["heldout"].Correct}/{results["heldout"].Total})  " +
+                          $"tuning {results["tuning"].Accuracy,6:P1} ({results["tuning"].Correct}/{results["tuning"].Total})  " +
+                          $"routing p50 {Percentile(all, 50):0.00} ms p95 {Percentile(all, 95):0.00} ms " +
+                          $"(added p50 {Percentile(all, 50) - Percentile(named, 50):0.00} ms){note}");
+        Console.WriteLine($"{"",-45} strategies: {string.Join(", ", results.Values.SelectMany(r => r.Strategies).GroupBy(e => e.Key).Select(g => $"{g.Key} {g.Sum(e => e.Value)}"))}; " +
+                          $"top two within the tie-breaker's margin: {results.Values.Sum(r => r.NearTies)} of {set.Count}; held-out misses with the right " +
+                          $"agent second within it: {results["heldout"].MissesWithinMargin} of {results["heldout"].Total - results["heldout"].Correct}");
+    }
+    Console.WriteLine($"bench process RSS: {rssBefore:0} MB before the router suite, {RssMb(Environment.ProcessId):0} MB after MiniLM was loaded");
+
+    // 8b. End to end in a real Api process per mode: sync requests with agent_type auto vs a named agent (interleaved), then
+    // the process's RSS. Hangfire, EF Core and the rest are there in both: the difference is the mode's.
+    foreach (var mode in new[] { "hashed", "minilm" })
+    {
+        await using var api = await ApiProcess.StartAsync(platform.Settings(), new Dictionary<string, string>
+        {
+            ["Router__Embedding"] = mode,
+            ["Router__TieBreakMargin"] = "0",
+            ["Router__StatsCacheDuration"] = "00:00:01",
+            ["Auth__KeyCacheDuration"] = "00:00:05",
+        });
+        var rssIdle = RssMb(api.Pid);
+        using var client = new HttpClient { BaseAddress = api.BaseAddress, Timeout = TimeSpan.FromSeconds(90) };
+        client.DefaultRequestHeaders.Authorization = new("Bearer", await platform.CreateKeyAsync("enterprise"));
+        for (var i = 0; i < 20; i++)
+        {
+            (await client.ExecuteAsync(new { task = set[i].Prompt, strategy = "single" })).EnsureSuccessStatusCode();
+            (await client.ExecuteAsync(new { task = set[i].Prompt, agent_type = "general" })).EnsureSuccessStatusCode();
+        }
+        var auto = new List<double>();
+        var byName = new List<double>();
+        for (var i = 0; i < Math.Min(iterations, set.Count); i++)
+        {
+            var prompt = set[i % set.Count].Prompt;
+            byName.Add(await TimeAsync(async () => (await client.ExecuteAsync(new { task = prompt, agent_type = "general" })).EnsureSuccessStatusCode()));
+            auto.Add(await TimeAsync(async () => (await client.ExecuteAsync(new { task = prompt, strategy = "single" })).EnsureSuccessStatusCode()));
+        }
+        Report($"Api process, {mode}: named agent", byName);
+        Report($"Api process, {mode}: agent_type auto", auto);
+        Console.WriteLine($"Api process, {mode}: routing adds median {Percentile(auto, 50) - Percentile(byName, 50):0.00} ms, " +
+                          $"p95 {Percentile(auto, 95) - Percentile(byName, 95):0.00} ms; RSS {rssIdle:0} MB at start, {RssMb(api.Pid):0} MB after {auto.Count + byName.Count + 40} requests");
+    }
+}
+
+// VmRSS of a process, in MB (Linux).
+static double RssMb(int pid) =>
+    File.ReadLines($"/proc/{pid}/status").Where(l => l.StartsWith("VmRSS:")).Select(l => double.Parse(l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024).First();
+
 static void Expect(string expected, string actual)
 {
     if (expected != actual) throw new InvalidOperationException($"Expected {expected}, got {actual}.");
@@ -324,3 +404,56 @@ static double Percentile(List<double> values, double p)
 
 static void Report(string name, List<double> ms) =>
     Console.WriteLine($"{name,-52} n={ms.Count,4}  median {Percentile(ms, 50),8:0.00} ms  p95 {Percentile(ms, 95),8:0.00} ms");
+
+/// <summary>The real Api executable as a child process (as it runs in production), for its own RSS and latency.</summary>
+sealed class ApiProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+
+    private ApiProcess(Process process, Uri baseAddress) => (_process, BaseAddress) = (process, baseAddress);
+
+    public Uri BaseAddress { get; }
+    public int Pid => _process.Id;
+
+    public static async Task<ApiProcess> StartAsync(IReadOnlyDictionary<string, string> settings, IReadOnlyDictionary<string, string> overrides)
+    {
+        // The Api built beside this bench, in the same configuration (bench/AgentPlatform.Bench/bin/<configuration>/net10.0/).
+        var repo = new DirectoryInfo(AppContext.BaseDirectory);
+        while (!File.Exists(Path.Combine(repo.FullName, "AgentPlatform.slnx"))) repo = repo.Parent!;
+        var configuration = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Debug{Path.DirectorySeparatorChar}") ? "Debug" : "Release";
+        var dir = Path.Combine(repo.FullName, "AgentPlatform.Api", "bin", configuration, "net10.0");
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        var info = new ProcessStartInfo("dotnet", Path.Combine(dir, "AgentPlatform.Api.dll"))
+        {
+            WorkingDirectory = dir,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        info.Environment["DOTNET_ENVIRONMENT"] = "Production";
+        info.Environment["ASPNETCORE_URLS"] = $"http://127.0.0.1:{port}";
+        foreach (var (key, value) in settings.Concat(overrides)) info.Environment[key] = value;
+        var process = Process.Start(info)!;
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        var api = new ApiProcess(process, new Uri($"http://127.0.0.1:{port}"));
+        using var http = new HttpClient { BaseAddress = api.BaseAddress };
+        await HttpExtensions.WaitUntilAsync(async () =>
+        {
+            try { return (await http.GetAsync("/health")).IsSuccessStatusCode; }
+            catch (HttpRequestException) { return false; }
+        }, seconds: 60, what: "the Api process to answer /health");
+        return api;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _process.Kill(entireProcessTree: true);
+        await _process.WaitForExitAsync();
+        _process.Dispose();
+    }
+}
