@@ -27,10 +27,10 @@ public sealed class RouterExamplesTests(PlatformFixture platform, ITestOutputHel
             foreach (var miss in result.Misses) output.WriteLine("  " + miss);
         }
         Assert.True(set.Count >= 200 && set.GroupBy(s => s.Agent).All(g => g.Count() >= 40), "the set has at least 200 prompts, 40 per agent");
-        // Measured: 86.9 % held out (tuning 92.5 %) with ten examples per agent; issue 12's target is 90 %, which the same
-        // scoring reached (91.5 %) only with 26 examples per agent. The bound guards against regressions below what is shipped.
-        Assert.True(results["heldout"].Accuracy >= 0.85, $"held-out accuracy {results["heldout"].Accuracy:P1}");
-        Assert.True(results["heldout"].Accuracy > results["tuning"].Accuracy - 0.1, "held out far below tuning: overfitted");
+        // Issue 12's target. Measured: 91.5 % held out with 26 examples per agent (ten written for the agents plus the set's
+        // 16 tuning prompts each; ten alone gave 86.9 %). The tuning prompts are examples now, so tuning accuracy is 100 %
+        // by construction: the held-out part, which nothing was chosen on, is the figure.
+        Assert.True(results["heldout"].Accuracy >= 0.90, $"held-out accuracy {results["heldout"].Accuracy:P1}");
         // The default earns its memory: the hashed mode, with the same examples, does worse.
         var hashed = await RouterEvaluation.EvaluateAsync(RouterEvaluation.Router(Services, RouterEmbedding.Hashed), set);
         output.WriteLine($"Hashed heldout: {hashed["heldout"].Accuracy:P1}");
