@@ -155,9 +155,10 @@ public static class AgentTaskApi
             return Refuse(TypedResults.Problem(statusCode: 403, title: "Agent not allowed",
                 detail: $"This API key may not use the agent '{services.Agents.Find(refused)!.Name}'."));
 
-        var hash = RequestHash.Of(request);
+        // Only an Idempotency-Key needs the request's fingerprint (a replay with another body is refused).
+        var hash = idempotencyKey is null ? null : RequestHash.Of(request);
         if (idempotencyKey is not null && await FindByIdempotencyKeyAsync(services.Db, caller.KeyId, idempotencyKey) is { } existing)
-            return Refuse(Replay(existing, hash, http));
+            return Refuse(Replay(existing, hash!, http));
 
         var decision = await services.Router.RouteAsync(request.Task, request.AgentType, request.Strategy, request.Agents,
             caller.MayUseAgent, http.RequestAborted, caller.KeyId);
@@ -204,7 +205,7 @@ public static class AgentTaskApi
         {
             // Two retries with one Idempotency-Key raced; the first one's task is the task.
             services.Db.ChangeTracker.Clear();
-            return Refuse(Replay((await FindByIdempotencyKeyAsync(services.Db, caller.KeyId, idempotencyKey!))!, hash, http));
+            return Refuse(Replay((await FindByIdempotencyKeyAsync(services.Db, caller.KeyId, idempotencyKey!))!, hash!, http));
         }
 
         if (request.AsyncExecution)
