@@ -4,8 +4,6 @@ using System.Threading.Channels;
 using AgentPlatform.Engine.Data;
 using AgentPlatform.Engine.Infrastructure;
 using AgentPlatform.Engine.Telemetry;
-using Microsoft.EntityFrameworkCore;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
