@@ -10,21 +10,49 @@ cd "$(dirname "$0")/.."
 D=${1:-10}; C=${2:-64}; ROUNDS=${3:-2}
 HARNESS=${HARNESS:-../shared/bench/peer-baseline.sh}
 PORT=${PORT:-8000}
-[ -x "$HARNESS" ] || [ -f "$HARNESS" ] || { echo "the shared harness $HARNESS is missing" >&2; exit 1; }
+[ -f "$HARNESS" ] || { echo "the shared harness $HARNESS is missing" >&2; exit 1; }
 command -v nginx >/dev/null && command -v wrk >/dev/null || apt-get install -y nginx-light wrk >/dev/null 2>&1
 
 LOG=$(mktemp)
+M=$(mktemp -d)
 ConnectionStrings__openai="Endpoint=http://127.0.0.1:18080/v1;Key=sk-bench;Model=mock-model" PORT=$PORT setsid ./run.sh >"$LOG" 2>&1 &
 RUN=$!
-trap 'kill -TERM -- -$RUN 2>/dev/null || kill -TERM $RUN 2>/dev/null; wait $RUN 2>/dev/null || true; rm -f "$LOG"' EXIT
-for _ in $(seq 1 300); do grep -q "Press Ctrl+C" "$LOG" && break; kill -0 $RUN 2>/dev/null || { cat "$LOG"; exit 1; }; sleep 1; done
+trap 'nginx -c $M/nginx.conf -s stop 2>/dev/null; kill -TERM -- -$RUN 2>/dev/null || kill -TERM $RUN 2>/dev/null; wait $RUN 2>/dev/null || true; rm -rf "$LOG" $M' EXIT
+for _ in $(seq 1 300); do grep -q "Press Ctrl" "$LOG" && break; kill -0 $RUN 2>/dev/null || { cat "$LOG"; exit 1; }; sleep 1; done
 BASE=http://127.0.0.1:$PORT
 ADMIN=$(cat .run/admin-key)
 KEY=$(curl -fsS -X POST $BASE/admin/keys -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
-  -d '{"name":"gateway-bench","tier":"enterprise","rpm_limit":100000000,"tpm_limit":2000000000,"daily_budget_usd":100000000}' \
+  -d '{"name":"gateway-bench","tier":"enterprise","rpm_limit":1000000,"tpm_limit":1000000000,"daily_budget_usd":1000000}' \
   | sed -n 's/.*"key":"\([^"]*\)".*/\1/p')
 API_PID=$(pgrep -f "AgentPlatform.Api/bin/Release/net10.0/AgentPlatform.Api$" | head -n 1)
 EXEC='{"task":"hello there, summarize the benefits of FastAPI","agent_type":"general"}'
+CHAT='{"model":"MODEL","messages":[{"role":"user","content":"hello there, summarize the benefits of FastAPI"}]}'
+
+# The harness's mock upstream, started here for the warm-up and the one-connection part (the harness runs its own).
+cat > $M/nginx.conf <<NG
+worker_processes 1; pid $M/nginx.pid; error_log $M/error.log;
+events { worker_connections 1024; }
+http { access_log off; client_body_temp_path $M;
+  server { listen 127.0.0.1:18080;
+    location /v1/chat/completions { default_type application/json;
+      return 200 '{"id":"chatcmpl-x","object":"chat.completion","created":1,"model":"mock-model","choices":[{"index":0,"message":{"role":"assistant","content":"MOCK-REPLY hello"},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12}}'; } } }
+NG
+mock_start() { nginx -c $M/nginx.conf; }
+mock_stop() { nginx -c $M/nginx.conf -s stop 2>/dev/null || true; sleep 0.5; }
+lua() { # name body
+  printf 'wrk.method="POST"; wrk.body=%s\nwrk.headers["Content-Type"]="application/json"; wrk.headers["Authorization"]="Bearer %s"\n' "'$2'" "$KEY" > $M/$1.lua
+}
+one() { # name url body: one connection, sequential requests
+  lua "$1" "$3"
+  wrk -t1 -c1 -d${D}s --latency -s $M/$1.lua "$2" | awk -v n=$1 '/ 50%/{p50=$2} / 99%/{p99=$2} /Requests\/sec/{r=$2} END{printf "%-8s rps=%s p50=%s p99=%s\n", n, r, p50, p99}'
+}
+
+# Warm-up: the Api's JIT tiers up in its first seconds of load; a cold process would measure the JIT.
+mock_start
+lua warm-exec "$EXEC"; lua warm-v1 "${CHAT/MODEL/general}"
+wrk -t2 -c$C -d5s -s $M/warm-exec.lua $BASE/agent/execute >/dev/null
+wrk -t2 -c$C -d5s -s $M/warm-v1.lua $BASE/v1/chat/completions >/dev/null
+mock_stop
 
 echo "# $(date -u +%FT%TZ) $(nproc) cores; wrk ${D}s, $C connections; Api pid $API_PID"
 for round in $(seq 1 "$ROUNDS"); do
@@ -35,28 +63,9 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 echo "Api RSS after the load: $(( $(ps -o rss= -p "$API_PID") / 1024 )) MB"
 
-# One connection, sequential requests: what the platform adds to a call (the mock answers in microseconds). The harness runs
-# wrk with two threads, so this part starts the same mock itself.
 echo "## one connection, ${D}s each: added latency"
-M=$(mktemp -d)
-cat > $M/nginx.conf <<NG
-worker_processes 1; pid $M/nginx.pid; error_log $M/error.log;
-events { worker_connections 1024; }
-http { access_log off; client_body_temp_path $M;
-  server { listen 127.0.0.1:18080;
-    location /v1/chat/completions { default_type application/json;
-      return 200 '{"id":"chatcmpl-x","object":"chat.completion","created":1,"model":"mock-model","choices":[{"index":0,"message":{"role":"assistant","content":"MOCK-REPLY hello"},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12}}'; } } }
-NG
-nginx -c $M/nginx.conf
-one() { # name url body
-  cat > $M/$1.lua <<L
-wrk.method="POST"; wrk.body='$3'
-wrk.headers["Content-Type"]="application/json"; wrk.headers["Authorization"]="Bearer $KEY"
-L
-  wrk -t1 -c1 -d${D}s --latency -s $M/$1.lua "$2" | awk -v n=$1 '/ 50%/{p50=$2} / 99%/{p99=$2} /Requests\/sec/{r=$2} END{printf "%-8s rps=%s p50=%s p99=%s\n", n, r, p50, p99}'
-}
-CHAT='{"model":"MODEL","messages":[{"role":"user","content":"hello there, summarize the benefits of FastAPI"}]}'
+mock_start
 one direct http://127.0.0.1:18080/v1/chat/completions "${CHAT/MODEL/mock-model}"
 one v1 $BASE/v1/chat/completions "${CHAT/MODEL/general}"
 one execute $BASE/agent/execute "$EXEC"
-nginx -c $M/nginx.conf -s stop; rm -rf $M
+mock_stop
