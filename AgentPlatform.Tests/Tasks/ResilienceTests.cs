@@ -118,7 +118,7 @@ public sealed class ResilienceTests(PlatformFixture platform)
         // The client's own span: its HttpClient sends this trace in the traceparent header.
         using var clientSpan = new Activity("client").SetParentId(traceId, ActivitySpanId.CreateRandom(), ActivityTraceFlags.Recorded).Start();
 
-        var accepted = await client.ExecuteAsync(new { task = "trace-me through the worker", async_execution = true });
+        var accepted = await client.ExecuteAsync(new { task = "trace-me through the worker", agent_type = "general", async_execution = true });
         var taskId = (await accepted.JsonAsync())["task_id"]!.GetValue<string>();
         await client.WaitForFinalAsync(taskId);
 
