@@ -10,6 +10,12 @@ public sealed class TaskQueue(IBackgroundJobClient jobs, AgentDbContext db)
 {
     public static readonly string[] Queues = ["high", "default", "low"];
 
+    // Hangfire's client is synchronous. A synchronous StackExchange.Redis call waits for a thread-pool thread to deliver its
+    // reply (on Linux, socket completions run on the pool), so a burst of requests each blocked in it starves the pool that
+    // would answer them: 5 s Redis timeouts at 200 tasks/s in bench/ before this gate. A few create jobs at a time; the
+    // rest wait here without holding a thread.
+    private static readonly SemaphoreSlim Creating = new(Math.Max(2, Environment.ProcessorCount));
+
     public static string QueueOf(TaskPriority priority) => priority switch
     {
         TaskPriority.High => "high",
@@ -23,8 +29,17 @@ public sealed class TaskQueue(IBackgroundJobClient jobs, AgentDbContext db)
     /// </summary>
     public async Task<string> EnqueueAsync(AgentTask task, CancellationToken cancellationToken = default)
     {
-        var jobId = jobs.Create<AgentTaskJob>(
-            job => job.RunAsync(task.Id, CancellationToken.None), new EnqueuedState(QueueOf(task.Priority)));
+        string jobId;
+        await Creating.WaitAsync(cancellationToken);
+        try
+        {
+            jobId = jobs.Create<AgentTaskJob>(
+                job => job.RunAsync(task.Id, CancellationToken.None), new EnqueuedState(QueueOf(task.Priority)));
+        }
+        finally
+        {
+            Creating.Release();
+        }
         await db.Tasks.Where(t => t.Id == task.Id)
             .ExecuteUpdateAsync(s => s.SetProperty(t => t.JobId, jobId), cancellationToken);
         task.JobId = jobId;
