@@ -258,6 +258,8 @@ public static class EngineExtensions
         services.AddScoped<ConversationStore>();
         services.AddScoped<ConversationService>();
         services.AddScoped<TaskQueue>();
+        services.AddSingleton<JobIdWriter>();
+        services.AddHostedService(sp => sp.GetRequiredService<JobIdWriter>());
         services.AddScoped<AgentTaskJob>();
         services.AddScoped<QueueMaintenanceJob>();
         services.AddScoped<WebhookDeliveryJob>();

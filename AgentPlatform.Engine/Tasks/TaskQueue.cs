@@ -1,12 +1,10 @@
-using AgentPlatform.Engine.Data;
 using Hangfire;
 using Hangfire.States;
-using Microsoft.EntityFrameworkCore;
 
 namespace AgentPlatform.Engine.Tasks;
 
 /// <summary>Hands async tasks to the Worker through Hangfire (queues high, default, low).</summary>
-public sealed class TaskQueue(IBackgroundJobClient jobs, AgentDbContext db)
+public sealed class TaskQueue(IBackgroundJobClient jobs, JobIdWriter jobIds)
 {
     public static readonly string[] Queues = ["high", "default", "low"];
 
@@ -24,8 +22,8 @@ public sealed class TaskQueue(IBackgroundJobClient jobs, AgentDbContext db)
     };
 
     /// <summary>
-    /// Enqueues the job and records its id. The task row is written first, so a crash between the
-    /// two leaves a queued task without a job, which <see cref="QueueMaintenanceJob"/> re-enqueues.
+    /// Enqueues the job; its id is recorded behind (<see cref="JobIdWriter"/>). The task row is written first, so a crash
+    /// between the two leaves a queued task without a job, which <see cref="QueueMaintenanceJob"/> re-enqueues.
     /// </summary>
     public async Task<string> EnqueueAsync(AgentTask task, CancellationToken cancellationToken = default)
     {
@@ -40,8 +38,7 @@ public sealed class TaskQueue(IBackgroundJobClient jobs, AgentDbContext db)
         {
             Creating.Release();
         }
-        await db.Tasks.Where(t => t.Id == task.Id)
-            .ExecuteUpdateAsync(s => s.SetProperty(t => t.JobId, jobId), cancellationToken);
+        jobIds.Record(task.Id, jobId);
         task.JobId = jobId;
         return jobId;
     }
