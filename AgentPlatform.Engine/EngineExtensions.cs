@@ -153,7 +153,7 @@ public static class EngineExtensions
                     FetchTimeout = queue.PollInterval,
                     // A job fetched by a Worker that died goes back to the queue when its server is gone, or after this.
                     InvisibilityTimeout = queue.InvisibilityTimeout,
-                });
+                }).WithJobExpirationTimeout(queue.FinishedJobRetention);
                 return;
             }
             config.UsePostgreSqlStorage(options => options.UseNpgsqlConnection(postgres), new PostgreSqlStorageOptions
@@ -169,7 +169,7 @@ public static class EngineExtensions
                 // A Worker killed while holding a job's state lock leaves the lock behind; any Worker fetching that job
                 // then waits for it to expire (10 minutes by default) with the job fetched but not started.
                 DistributedLockTimeout = queue.DistributedLockTimeout,
-            });
+            }).WithJobExpirationTimeout(queue.FinishedJobRetention);
         });
 
         // One HttpClient per provider: key rotation inside a Polly retry, so each attempt may use another key.

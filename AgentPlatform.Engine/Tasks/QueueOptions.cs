@@ -26,6 +26,12 @@ public sealed class QueueOptions
     /// </summary>
     public TimeSpan InvisibilityTimeout { get; set; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>
+    /// How long Hangfire keeps a finished job (the dashboard's history); the task row keeps the result. Hangfire's default,
+    /// a day, is millions of jobs in Redis's memory at hundreds of tasks a second.
+    /// </summary>
+    public TimeSpan FinishedJobRetention { get; set; } = TimeSpan.FromMinutes(15);
+
     /// <summary>Fallback poll; new jobs normally wake an idle Worker at once (Redis pub/sub, or Postgres LISTEN/NOTIFY).</summary>
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(5);
 
