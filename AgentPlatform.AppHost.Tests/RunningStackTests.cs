@@ -95,7 +95,7 @@ public sealed class RunningStackTests(AppHostFixture host)
     [Fact]
     public async Task Hangfire_polling_and_timers_do_not_fill_the_dashboards_trace_list()
     {
-        // Hangfire polls Postgres several times a second; unfiltered, that is hundreds of one-span traces a minute.
+        // Hangfire polls its storage several times a second; unfiltered, that is hundreds of one-span traces a minute.
         var idle = TimeSpan.FromSeconds(15) - (DateTimeOffset.UtcNow - host.StartedAt);
         if (idle > TimeSpan.Zero) await Task.Delay(idle);
         using var dashboard = host.Dashboard();

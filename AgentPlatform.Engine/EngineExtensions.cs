@@ -10,6 +10,7 @@ using AgentPlatform.Engine.Webhooks;
 using Microsoft.Extensions.AI;
 using Hangfire;
 using Hangfire.PostgreSql;
+using Hangfire.Redis.StackExchange;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Configuration.Json;
@@ -33,6 +34,10 @@ public static class EngineExtensions
     public const string OpenAiConnectionName = "openai";
     public const string QdrantConnectionName = "qdrant";
     public const string PlatformSettingsFile = "platformsettings.json";
+    /// <summary>The DI key of Hangfire's own Redis connection (when <see cref="QueueOptions.Storage"/> is Redis).</summary>
+    public const string HangfireRedisKey = "hangfire";
+    /// <summary>Hangfire's keys in Redis; the braces keep them in one cluster slot, as its transactions need.</summary>
+    public const string HangfireRedisPrefix = "{hangfire}:";
 
     public static IHostApplicationBuilder AddAgentPlatformEngine(this IHostApplicationBuilder builder)
     {
@@ -119,11 +124,41 @@ public static class EngineExtensions
         });
 
         var queue = configuration.GetSection(QueueOptions.SectionName).Get<QueueOptions>() ?? new QueueOptions();
-        services.AddHangfire(config => config
-            .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
-            .UseSimpleAssemblyNameTypeSerializer()
-            .UseRecommendedSerializerSettings()
-            .UsePostgreSqlStorage(options => options.UseNpgsqlConnection(postgres), new PostgreSqlStorageOptions
+        if (queue.Storage == QueueStorage.Redis)
+        {
+            // Hangfire gets a connection of its own: the instrumented shared one would trace every fetch and heartbeat, and a
+            // blocking fetch must not queue behind request traffic. It connects lazily and keeps retrying, like the shared one.
+            var redis = Required(configuration, RedisConnectionName);
+            services.AddKeyedSingleton<IConnectionMultiplexer>(HangfireRedisKey, (_, _) =>
+            {
+                var options = ConfigurationOptions.Parse(redis);
+                options.AbortOnConnectFail = false;
+                options.ClientName = "hangfire";
+                // While Redis is away, enqueueing fails at once (the task is stored; the sweep enqueues it) instead of waiting.
+                options.BacklogPolicy = BacklogPolicy.FailFast;
+                options.ConnectTimeout = 2000;
+                options.SyncTimeout = options.AsyncTimeout = 2000;
+                return ConnectionMultiplexer.Connect(options);
+            });
+        }
+        services.AddHangfire((sp, config) =>
+        {
+            config.SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
+                .UseSimpleAssemblyNameTypeSerializer()
+                .UseRecommendedSerializerSettings();
+            if (queue.Storage == QueueStorage.Redis)
+            {
+                config.UseRedisStorage(sp.GetRequiredKeyedService<IConnectionMultiplexer>(HangfireRedisKey), new RedisStorageOptions
+                {
+                    Prefix = HangfireRedisPrefix,
+                    // Pub/sub wakes a waiting Worker when a job is enqueued; a lost message is covered by this poll.
+                    FetchTimeout = queue.PollInterval,
+                    // A job fetched by a Worker that died goes back to the queue when its server is gone, or after this.
+                    InvisibilityTimeout = queue.InvisibilityTimeout,
+                }).WithJobExpirationTimeout(queue.FinishedJobRetention);
+                return;
+            }
+            config.UsePostgreSqlStorage(options => options.UseNpgsqlConnection(postgres), new PostgreSqlStorageOptions
             {
                 SchemaName = DatabaseMigrator.HangfireSchema,
                 // Installed once at start-up by DatabaseMigrator, under a lock.
@@ -136,7 +171,8 @@ public static class EngineExtensions
                 // A Worker killed while holding a job's state lock leaves the lock behind; any Worker fetching that job
                 // then waits for it to expire (10 minutes by default) with the job fetched but not started.
                 DistributedLockTimeout = queue.DistributedLockTimeout,
-            }));
+            }).WithJobExpirationTimeout(queue.FinishedJobRetention);
+        });
 
         // One HttpClient per provider: key rotation inside a Polly retry, so each attempt may use another key.
         var llmSettings = configuration.GetSection(LlmOptions.SectionName).Get<LlmOptions>() ?? new LlmOptions();
@@ -226,6 +262,8 @@ public static class EngineExtensions
         services.AddScoped<ConversationStore>();
         services.AddScoped<ConversationService>();
         services.AddScoped<TaskQueue>();
+        services.AddSingleton<JobIdWriter>();
+        services.AddHostedService(sp => sp.GetRequiredService<JobIdWriter>());
         services.AddScoped<AgentTaskJob>();
         services.AddScoped<QueueMaintenanceJob>();
         services.AddScoped<WebhookDeliveryJob>();

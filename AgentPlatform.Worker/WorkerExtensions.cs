@@ -10,6 +10,8 @@ public static class WorkerExtensions
         var queue = builder.Configuration.GetSection(QueueOptions.SectionName).Get<QueueOptions>() ?? new QueueOptions();
         // Expired leases and jobless tasks are swept every few seconds, not by a once-a-minute recurring job.
         builder.Services.AddHostedService<QueueMaintenanceService>();
+        // Hangfire runs every IBackgroundProcess in DI beside its own.
+        builder.Services.AddSingleton<Hangfire.Server.IBackgroundProcess, ServerRegistration>();
         builder.Services.AddHangfireServer(server =>
         {
             server.ServerName = $"worker:{Environment.MachineName}:{Environment.ProcessId}";

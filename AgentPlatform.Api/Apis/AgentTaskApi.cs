@@ -219,7 +219,7 @@ public static class AgentTaskApi
                 // The task is stored, so it is accepted: the maintenance sweep enqueues a task without a job. Answering
                 // with an error here would make the client retry and the task run twice.
                 services.Logger.LogWarning("Task {TaskId} stored but not enqueued ({Message}); the maintenance sweep will enqueue it",
-                    task.Id, e.Message);
+                    task.Id, e.GetBaseException().Message);
             }
             return new Submission(task, null);
         }

@@ -26,9 +26,9 @@ public sealed class QueueDepthGauge(JobStorage storage, ILogger<QueueDepthGauge>
             foreach (var queue in TaskQueue.Queues)
                 measurements.Add(new Measurement<long>(monitoring.EnqueuedCount(queue), new KeyValuePair<string, object?>("priority", queue)));
         }
-        catch (Exception e) when (e is Npgsql.NpgsqlException or InvalidOperationException)
+        catch (Exception e) when (e is Npgsql.NpgsqlException or StackExchange.Redis.RedisException or InvalidOperationException)
         {
-            // A scrape during a database outage reports nothing rather than failing the whole /metrics page.
+            // A scrape during a store outage reports nothing rather than failing the whole /metrics page.
             logger.LogDebug(e, "Queue depth unavailable");
         }
         return measurements;

@@ -15,10 +15,12 @@ public static class ContextWindow
     public const int PerMessageOverhead = 4;
 
     private static readonly Lazy<Tokenizer> O200k = new(() => TiktokenTokenizer.CreateForEncoding("o200k_base"));
-    private static readonly ConcurrentDictionary<string, Tokenizer> ByModel = new(StringComparer.OrdinalIgnoreCase);
+    // Lazy values: GetOrAdd may run its factory once per concurrent caller, and a Worker starting on a backlog had its
+    // twenty first tasks each load the same vocabulary (seconds of CPU, hundreds of MB).
+    private static readonly ConcurrentDictionary<string, Lazy<Tokenizer>> ByModel = new(StringComparer.OrdinalIgnoreCase);
 
     public static Tokenizer TokenizerFor(string? model) =>
-        string.IsNullOrEmpty(model) ? O200k.Value : ByModel.GetOrAdd(model, static m =>
+        string.IsNullOrEmpty(model) ? O200k.Value : ByModel.GetOrAdd(model, static m => new Lazy<Tokenizer>(() =>
         {
             try
             {
@@ -28,7 +30,7 @@ public static class ContextWindow
             {
                 return O200k.Value;
             }
-        });
+        })).Value;
 
     public static int Count(Tokenizer tokenizer, string text) => tokenizer.CountTokens(text);
 

@@ -4,13 +4,14 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Hangfire.PostgreSql;
 using Npgsql;
+using AgentPlatform.Engine.Tasks;
 
 namespace AgentPlatform.Engine.Data;
 
 public static class DatabaseMigrator
 {
     /// <summary>
-    /// Applies pending EF Core migrations and installs Hangfire's schema, once, even when several
+    /// Applies pending EF Core migrations and installs Hangfire's schema (when Hangfire keeps its jobs in Postgres), once, even when several
     /// processes start together: all of it runs under one Postgres advisory lock (EF Core's own
     /// migration lock did not stop two processes from applying the same migration in our tests).
     /// Retries until Postgres answers, however long that takes: on Azure Container Apps the services
@@ -33,7 +34,9 @@ public static class DatabaseMigrator
                 try
                 {
                     await scope.ServiceProvider.GetRequiredService<AgentDbContext>().Database.MigrateAsync(cancellationToken);
-                    PostgreSqlObjectsInstaller.Install(connection, HangfireSchema);
+                    // Hangfire's tables only where Hangfire keeps its jobs in Postgres (with Redis they would stay empty).
+                    if (scope.ServiceProvider.GetRequiredService<IOptions<QueueOptions>>().Value.Storage == QueueStorage.Postgres)
+                        PostgreSqlObjectsInstaller.Install(connection, HangfireSchema);
                 }
                 finally
                 {

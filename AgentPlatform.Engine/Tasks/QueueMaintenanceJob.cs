@@ -96,9 +96,9 @@ public sealed class QueueMaintenanceJob(AgentDbContext db, NpgsqlDataSource data
             logger.LogWarning("Task {TaskId} had no job; enqueued it again", task.Id);
         }
 
-        // Queued a long time: is its job still alive in Hangfire? A job that is gone, finished, failed, or "processing" on
-        // a server that no longer exists will never start the task; it gets a new job (the claim keeps a late old job
-        // from running it twice). Waiting in the queue or for a retry is alive.
+        // Queued a long time: is its job still alive in Hangfire? A job that is gone (Redis lost it in a restart), finished,
+        // failed, or "processing" on a server that no longer exists will never start the task; it gets a new job (the claim
+        // keeps a late old job from running it twice). Waiting in the queue or for a retry is alive.
         var strandedBefore = DateTimeOffset.UtcNow - options.Value.StrandedAfter;
         var waiting = await db.Tasks.AsNoTracking()
             .Where(t => t.IsAsync && t.Status == TaskStatus.Queued && t.JobId != null && t.CreatedAt < strandedBefore)
@@ -125,10 +125,12 @@ public sealed class QueueMaintenanceJob(AgentDbContext db, NpgsqlDataSource data
 
     /// <summary>
     /// An enqueued job that a Worker fetched and then died with: Hangfire hands it out again after its invisibility
-    /// timeout; one fetched more than twice that long ago was not (read from Hangfire.PostgreSql's queue table).
+    /// timeout; one fetched more than twice that long ago was not (read from Hangfire.PostgreSql's queue table). On Redis,
+    /// Hangfire.Redis's own watcher re-queues a job whose server is gone, so an enqueued job there is alive.
     /// </summary>
     private async Task<bool> FetchedByTheDeadAsync(string jobId, CancellationToken cancellationToken)
     {
+        if (options.Value.Storage != QueueStorage.Postgres) return false;
         if (!long.TryParse(jobId, out var id)) return true;
         await using var command = dataSource.CreateCommand(
             $"""SELECT fetchedat FROM "{DatabaseMigrator.HangfireSchema}".jobqueue WHERE jobid = $1 ORDER BY fetchedat NULLS FIRST LIMIT 1""");

@@ -1,9 +1,24 @@
 namespace AgentPlatform.Engine.Tasks;
 
-/// <summary>Binds "Queue": how Hangfire on Postgres hands tasks to Workers.</summary>
+/// <summary>Where Hangfire keeps its jobs and queues. Task status always stays in Postgres.</summary>
+public enum QueueStorage
+{
+    /// <summary>The <c>redis</c> connection: a Worker waiting for work is woken by pub/sub, and a job costs Redis round trips only.</summary>
+    Redis,
+    /// <summary>The <c>agentdb</c> database (schema <c>hangfire</c>): waits by LISTEN/NOTIFY, every job is several Postgres transactions.</summary>
+    Postgres,
+}
+
+/// <summary>Binds "Queue": how Hangfire hands tasks to Workers.</summary>
 public sealed class QueueOptions
 {
     public const string SectionName = "Queue";
+
+    /// <summary>
+    /// Hangfire's job storage. Redis by default: one Worker drains several times more tasks per second (bench/README.md).
+    /// Jobs Redis loses (a restart without persistence) are re-enqueued from the task rows by the maintenance sweep.
+    /// </summary>
+    public QueueStorage Storage { get; set; } = QueueStorage.Redis;
 
     /// <summary>
     /// How long a task fetched by a Worker that died stays invisible before another Worker takes it.
@@ -11,7 +26,13 @@ public sealed class QueueOptions
     /// </summary>
     public TimeSpan InvisibilityTimeout { get; set; } = TimeSpan.FromMinutes(5);
 
-    /// <summary>Fallback poll; new jobs normally wake an idle Worker at once through LISTEN/NOTIFY.</summary>
+    /// <summary>
+    /// How long Hangfire keeps a finished job (the dashboard's history); the task row keeps the result. Hangfire's default,
+    /// a day, is millions of jobs in Redis's memory at hundreds of tasks a second.
+    /// </summary>
+    public TimeSpan FinishedJobRetention { get; set; } = TimeSpan.FromMinutes(15);
+
+    /// <summary>Fallback poll; new jobs normally wake an idle Worker at once (Redis pub/sub, or Postgres LISTEN/NOTIFY).</summary>
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>Concurrent tasks per Worker process; tasks mostly wait on the LLM, so more than cores.</summary>

@@ -17,9 +17,11 @@ public sealed class TaskEvents(NpgsqlDataSource dataSource, ILogger<TaskEvents> 
     private static readonly TimeSpan Reread = TimeSpan.FromSeconds(2);
 
     private readonly ConcurrentDictionary<Guid, TaskCompletionSource> _waiters = new();
-    private readonly ConcurrentDictionary<Guid, Action> _watchers = new();
+    private readonly ConcurrentDictionary<Guid, Watcher> _watchers = new();
 
-    public Task PublishAsync(Guid taskId) => PostgresChannel.PublishAsync(dataSource, Channel, taskId.ToString(), logger);
+    /// <param name="by">The lease owner whose run made the change; its own watcher does not need to hear about it.</param>
+    public Task PublishAsync(Guid taskId, Guid? by = null) =>
+        PostgresChannel.PublishAsync(dataSource, Channel, by is null ? taskId.ToString() : $"{taskId}:{by}", logger);
 
     /// <summary>Waits until <paramref name="isDone"/> holds for the task or the time is up.</summary>
     public async Task<T> WaitAsync<T>(Guid taskId, Func<CancellationToken, Task<T>> read, Func<T, bool> isDone,
@@ -41,23 +43,32 @@ public sealed class TaskEvents(NpgsqlDataSource dataSource, ILogger<TaskEvents> 
         }
     }
 
-    /// <summary>Calls <paramref name="onChange"/> whenever the task is signalled as changed, until disposed (one watcher per task).</summary>
-    public IDisposable Watch(Guid taskId, Action onChange)
+    /// <summary>
+    /// Calls <paramref name="onChange"/> whenever the task is signalled as changed by anyone but <paramref name="owner"/>'s
+    /// run, until disposed (one watcher per task). A run's own claim and result are no news to it: checking them cost each
+    /// task a query, often cancelled (a Postgres cancel request is a connection of its own).
+    /// </summary>
+    public IDisposable Watch(Guid taskId, Guid owner, Action onChange)
     {
-        _watchers[taskId] = onChange;
-        return new Unwatch(this, taskId, onChange);
+        var watcher = new Watcher(owner, onChange);
+        _watchers[taskId] = watcher;
+        return new Unwatch(this, taskId, watcher);
     }
 
-    private sealed record Unwatch(TaskEvents Events, Guid TaskId, Action OnChange) : IDisposable
+    private sealed record Watcher(Guid Owner, Action OnChange);
+
+    private sealed record Unwatch(TaskEvents Events, Guid TaskId, Watcher Watcher) : IDisposable
     {
-        public void Dispose() => Events._watchers.TryRemove(KeyValuePair.Create(TaskId, OnChange));
+        public void Dispose() => Events._watchers.TryRemove(KeyValuePair.Create(TaskId, Watcher));
     }
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
         PostgresChannel.ListenAsync(dataSource, Channel, payload =>
         {
-            if (!Guid.TryParse(payload, out var id)) return;
+            var separator = payload.IndexOf(':');
+            if (!Guid.TryParse(separator < 0 ? payload : payload[..separator], out var id)) return;
+            Guid? by = separator >= 0 && Guid.TryParse(payload.AsSpan(separator + 1), out var owner) ? owner : null;
             if (_waiters.TryRemove(id, out var waiter)) waiter.TrySetResult();
-            if (_watchers.TryGetValue(id, out var watcher)) watcher();
+            if (_watchers.TryGetValue(id, out var watcher) && watcher.Owner != by) watcher.OnChange();
         }, () => Task.CompletedTask, logger, stoppingToken);
 }

@@ -21,7 +21,7 @@ public sealed class TaskLease : IAsyncDisposable
     {
         TaskId = taskId;
         Owner = owner;
-        _watch = leases.Events.Watch(taskId, () => _ = CheckAsync(leases));
+        _watch = leases.Events.Watch(taskId, owner, () => _ = CheckAsync(leases));
         _renewal = RenewAsync(leases);
     }
 
@@ -52,12 +52,13 @@ public sealed class TaskLease : IAsyncDisposable
         }
     }
 
-    // A change signal (cancel): look at once instead of at the next renewal.
+    // A change signal (cancel): look at once instead of at the next renewal. The short query is not cancelled when the run
+    // ends meanwhile: cancelling it would cost Postgres a connection of its own.
     private async Task CheckAsync(TaskLeases leases)
     {
         try
         {
-            if (!await leases.HoldsAsync(TaskId, Owner, _stop.Token)) await LoseAsync();
+            if (!await leases.HoldsAsync(TaskId, Owner, CancellationToken.None)) await LoseAsync();
         }
         catch (Exception e) when (e is NpgsqlException or OperationCanceledException or ObjectDisposedException)
         {

@@ -1,14 +1,18 @@
-using AgentPlatform.Engine.Data;
 using Hangfire;
 using Hangfire.States;
-using Microsoft.EntityFrameworkCore;
 
 namespace AgentPlatform.Engine.Tasks;
 
 /// <summary>Hands async tasks to the Worker through Hangfire (queues high, default, low).</summary>
-public sealed class TaskQueue(IBackgroundJobClient jobs, AgentDbContext db)
+public sealed class TaskQueue(IBackgroundJobClient jobs, JobIdWriter jobIds)
 {
     public static readonly string[] Queues = ["high", "default", "low"];
+
+    // Hangfire's client is synchronous. A synchronous StackExchange.Redis call waits for a thread-pool thread to deliver its
+    // reply (on Linux, socket completions run on the pool), so a burst of requests each blocked in it starves the pool that
+    // would answer them: 5 s Redis timeouts at 200 tasks/s in bench/ before this gate. A few create jobs at a time; the
+    // rest wait here without holding a thread.
+    private static readonly SemaphoreSlim Creating = new(Math.Max(2, Environment.ProcessorCount));
 
     public static string QueueOf(TaskPriority priority) => priority switch
     {
@@ -18,15 +22,23 @@ public sealed class TaskQueue(IBackgroundJobClient jobs, AgentDbContext db)
     };
 
     /// <summary>
-    /// Enqueues the job and records its id. The task row is written first, so a crash between the
-    /// two leaves a queued task without a job, which <see cref="QueueMaintenanceJob"/> re-enqueues.
+    /// Enqueues the job; its id is recorded behind (<see cref="JobIdWriter"/>). The task row is written first, so a crash
+    /// between the two leaves a queued task without a job, which <see cref="QueueMaintenanceJob"/> re-enqueues.
     /// </summary>
     public async Task<string> EnqueueAsync(AgentTask task, CancellationToken cancellationToken = default)
     {
-        var jobId = jobs.Create<AgentTaskJob>(
-            job => job.RunAsync(task.Id, CancellationToken.None), new EnqueuedState(QueueOf(task.Priority)));
-        await db.Tasks.Where(t => t.Id == task.Id)
-            .ExecuteUpdateAsync(s => s.SetProperty(t => t.JobId, jobId), cancellationToken);
+        string jobId;
+        await Creating.WaitAsync(cancellationToken);
+        try
+        {
+            jobId = jobs.Create<AgentTaskJob>(
+                job => job.RunAsync(task.Id, CancellationToken.None), new EnqueuedState(QueueOf(task.Priority)));
+        }
+        finally
+        {
+            Creating.Release();
+        }
+        jobIds.Record(task.Id, jobId);
         task.JobId = jobId;
         return jobId;
     }

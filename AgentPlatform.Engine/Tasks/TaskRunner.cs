@@ -39,39 +39,38 @@ public sealed class TaskRunner(
     ConversationService conversations, ConversationStore history, ResponseCache cache, SpendGate spend, TaskWriteBehind writeBehind,
     NpgsqlDataSource dataSource, IOptions<QueueOptions> queue, ILogger<TaskRunner> logger)
 {
-    /// <summary>Runs a stored task (the Worker's path): loads it, claims it, executes it.</summary>
+    /// <summary>Runs a stored task (the Worker's path): claims it, loading it in the same statement, and executes it.</summary>
     public async Task<AgentTask?> RunAsync(Guid taskId, CancellationOutcome onCancel, CancellationToken cancellationToken)
     {
-        var task = await db.Tasks.AsNoTracking().FirstOrDefaultAsync(t => t.Id == taskId, cancellationToken);
-        if (task is null)
-        {
-            logger.LogWarning("Task {TaskId} does not exist; nothing to run", taskId);
-            return null;
-        }
-
-        using var scope = logger.BeginScope(new Dictionary<string, object> { ["TaskId"] = task.Id, ["ApiKeyId"] = task.ApiKeyId });
-        if (task.IsFinal)
-        {
-            logger.LogInformation("Task {TaskId} is already {Status}; not running it again", task.Id, task.Status);
-            return task;
-        }
-
         var owner = Guid.NewGuid();
         var (lease, maxAttempts) = (queue.Value.LeaseDuration, queue.Value.MaxAttempts);
         var startedAt = DateTimeOffset.UtcNow;
-        var claimed = await db.Tasks.Where(t => t.Id == task.Id).Where(Claimable).Where(t => t.Attempts < maxAttempts)
-            .ExecuteUpdateAsync(s => s
-                .SetProperty(t => t.Status, TaskStatus.Running)
-                .SetProperty(t => t.StartedAt, startedAt)
-                .SetProperty(t => t.Attempts, t => t.Attempts + 1)
-                .SetProperty(t => t.LeaseOwner, owner)
-                .SetProperty(t => t.LeaseExpiresAt, t => DateTimeOffset.UtcNow + lease), CancellationToken.None);
-        if (claimed == 0) return await GiveUpOrBackOffAsync(task.Id, maxAttempts);
-        task.Status = TaskStatus.Running;
-        task.StartedAt = startedAt;
-        task.Attempts++;
-        task.LeaseOwner = owner;
-        await events.PublishAsync(task.Id);
+        // One round trip for the common case, a queued task: the claim returns the claimed row. The conditions are Claimable's.
+        var task = (await db.Tasks.FromSql($"""
+                UPDATE agent_tasks SET "Status" = {TaskStatus.Running}, "StartedAt" = {startedAt}, "Attempts" = "Attempts" + 1,
+                    "LeaseOwner" = {owner}, "LeaseExpiresAt" = now() + {lease}
+                WHERE "Id" = {taskId} AND "Attempts" < {maxAttempts} AND ("Status" = {TaskStatus.Queued}
+                    OR ("Status" = {TaskStatus.Running} AND ("LeaseExpiresAt" IS NULL OR "LeaseExpiresAt" < now())))
+                RETURNING *
+                """).AsNoTracking().ToListAsync(CancellationToken.None)).SingleOrDefault();
+        if (task is null)
+        {
+            var unclaimed = await db.Tasks.AsNoTracking().FirstOrDefaultAsync(t => t.Id == taskId, cancellationToken);
+            if (unclaimed is null)
+            {
+                logger.LogWarning("Task {TaskId} does not exist; nothing to run", taskId);
+                return null;
+            }
+            if (unclaimed.IsFinal)
+            {
+                logger.LogInformation("Task {TaskId} is already {Status}; not running it again", unclaimed.Id, unclaimed.Status);
+                return unclaimed;
+            }
+            return await GiveUpOrBackOffAsync(taskId, maxAttempts);
+        }
+
+        using var scope = logger.BeginScope(new Dictionary<string, object> { ["TaskId"] = task.Id, ["ApiKeyId"] = task.ApiKeyId });
+        await events.PublishAsync(task.Id, owner);
 
         await using var held = leases.Keep(task.Id, owner);
         if (await CallerOfAsync(task.ApiKeyId) is not { } caller)
@@ -374,7 +373,7 @@ public sealed class TaskRunner(
         if (appended is not null) await history.PublishAsync(appended);
 
         Finished(task, elapsed);
-        if (task.IsAsync) await events.PublishAsync(task.Id);
+        if (task.IsAsync) await events.PublishAsync(task.Id, task.LeaseOwner);
         return task;
     }
 

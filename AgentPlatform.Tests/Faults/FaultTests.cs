@@ -24,6 +24,68 @@ public sealed class FaultTests(PlatformFixture platform, ITestOutputHelper outpu
             .Where(t => t.Status == TaskStatus.Running && t.Input.StartsWith(prefix)).Select(t => t.Id).ToListAsync()).ToHashSet();
     }
 
+    /// <summary>A job's Hangfire state, whichever storage holds it (for the diagnosis of a failed test).</summary>
+    private string JobState(string? jobId)
+    {
+        if (jobId is null) return "no job id";
+        using var connection = platform.Api.Services.GetRequiredService<Hangfire.JobStorage>().GetConnection();
+        return connection.GetStateData(jobId) is { } state ? $"state {state.Name}, {string.Join(", ", state.Data.Select(d => $"{d.Key} {d.Value}"))}" : "no job";
+    }
+
+    [Fact]
+    public async Task Tasks_whose_jobs_a_Redis_restart_lost_are_enqueued_again_and_run_once()
+    {
+        const string prefix = "fault-lost-jobs";
+        platform.Llm.Script(prefix, new LlmStep(Delay: TimeSpan.Zero));
+        var client = platform.Client(await platform.CreateKeyAsync());
+        List<string> ids = [];
+        await platform.Worker.KillAsync();
+        try
+        {
+            // Queued with no Worker to take them, so the jobs wait in Redis, which then restarts empty (no persistence).
+            for (var i = 0; i < 5; i++)
+            {
+                using var response = await client.ExecuteAsync(new { task = $"{prefix} #{i} lost", agent_type = "general", async_execution = true });
+                Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+                ids.Add((await response.JsonAsync())["task_id"]!.GetValue<string>());
+            }
+            await platform.Redis.StopAsync();
+            await platform.Redis.StartAgainAsync();
+        }
+        finally
+        {
+            await platform.Worker.StartAsync();
+        }
+
+        // The maintenance sweep finds each queued task's job gone (Queue:StrandedAfter is 15 s here) and enqueues it again.
+        var clock = Stopwatch.StartNew();
+        var finals = new List<System.Text.Json.Nodes.JsonObject>();
+        foreach (var id in ids) finals.Add(await client.WaitForFinalAsync(id, seconds: 90));
+        output.WriteLine($"5 tasks whose jobs Redis lost completed {clock.Elapsed.TotalSeconds:0.0} s after the Worker started");
+
+        Assert.All(finals, f => Assert.Equal("completed", f["status"]!.GetValue<string>()));
+        Assert.Equal(5, platform.Llm.CallsFor(prefix).Count(c => !c.Completed));
+        Assert.Equal(5, platform.Llm.CallsFor(prefix).Select(c => c.UserMessage).Distinct().Count());
+    }
+
+    [Fact]
+    public async Task A_running_Worker_is_listed_again_after_Redis_restarts_empty()
+    {
+        var health = platform.Client();
+        async Task<string> WorkerCheck() => (await (await health.GetAsync("/health")).JsonAsync())["checks"]!["worker"]!.GetValue<string>();
+        await HttpExtensions.WaitUntilAsync(async () => await WorkerCheck() == "healthy", what: "the worker to be listed");
+
+        await platform.Redis.StopAsync();
+        await platform.Redis.StartAgainAsync();
+
+        // Hangfire.Redis keeps the heartbeat but not the server list; the Worker announces itself again.
+        await HttpExtensions.WaitUntilAsync(async () => await WorkerCheck() == "healthy", seconds: 20, what: "the worker to be listed again");
+        var client = platform.Client(await platform.CreateKeyAsync());
+        using var accepted = await client.ExecuteAsync(new { task = "after the restart", agent_type = "general", async_execution = true });
+        var final = await client.WaitForFinalAsync((await accepted.JsonAsync())["task_id"]!.GetValue<string>());
+        Assert.Equal("completed", final["status"]!.GetValue<string>());
+    }
+
     [Fact]
     public async Task Worker_killed_twice_under_300_tasks_every_task_ends_once_with_one_llm_call_plus_one_per_kill_it_was_in()
     {
@@ -67,19 +129,8 @@ public sealed class FaultTests(PlatformFixture platform, ITestOutputHelper outpu
             await using var diagnosis = platform.Api.Services.CreateAsyncScope();
             var stuck = await diagnosis.ServiceProvider.GetRequiredService<AgentDbContext>().Tasks.AsNoTracking()
                 .Where(t => t.Input.StartsWith(prefix) && t.Status != TaskStatus.Completed && t.Status != TaskStatus.Failed).ToListAsync();
-            await using var connection = new Npgsql.NpgsqlConnection(platform.DatabaseConnectionString);
-            await connection.OpenAsync();
             foreach (var t in stuck.Take(10))
-            {
-                await using var job = new Npgsql.NpgsqlCommand(
-                    $"SELECT j.statename, q.queue, q.fetchedat, now() FROM hangfire.job j LEFT JOIN hangfire.jobqueue q ON q.jobid = j.id WHERE j.id = {t.JobId ?? "0"}",
-                    connection);
-                await using var reader = await job.ExecuteReaderAsync();
-                var state = await reader.ReadAsync()
-                    ? $"state {reader.GetValue(0)}, queue {reader.GetValue(1)}, fetchedat {reader.GetValue(2)}, db now {reader.GetValue(3)}"
-                    : "no job row";
-                output.WriteLine($"stuck: {t.Input} {t.Status} attempts {t.Attempts} job {t.JobId} ({state}) created {t.CreatedAt:O}");
-            }
+                output.WriteLine($"stuck: {t.Input} {t.Status} attempts {t.Attempts} job {t.JobId} ({JobState(t.JobId)}) created {t.CreatedAt:O}");
             output.WriteLine($"{stuck.Count} stuck; now {DateTimeOffset.UtcNow:O}; worker output tail:\n" +
                 string.Join('\n', platform.Worker.Output.Split('\n').TakeLast(60)));
             throw;
@@ -218,14 +269,7 @@ public sealed class FaultTests(PlatformFixture platform, ITestOutputHelper outpu
             output.WriteLine($"refused but called: {s}; task row: {stored.FirstOrDefault(t => t.Input.StartsWith(s.Marker + " "))?.Status} " +
                 $"{stored.FirstOrDefault(t => t.Input.StartsWith(s.Marker + " "))?.Error}");
         foreach (var t in acceptedTasks.Where(t => t.Status != TaskStatus.Completed))
-        {
-            await using var connection = new Npgsql.NpgsqlConnection(platform.DatabaseConnectionString);
-            await connection.OpenAsync();
-            await using var job = new Npgsql.NpgsqlCommand($"SELECT statename, createdat FROM hangfire.job WHERE id = {t.JobId ?? "0"}", connection);
-            await using var reader = await job.ExecuteReaderAsync();
-            var state = await reader.ReadAsync() ? $"{reader.GetValue(0)} created {reader.GetValue(1)}" : "no job row";
-            output.WriteLine($"unfinished: {t.Input} {t.Status} attempts {t.Attempts} job {t.JobId} ({state}) created {t.CreatedAt:O}; now {DateTimeOffset.UtcNow:O}");
-        }
+            output.WriteLine($"unfinished: {t.Input} {t.Status} attempts {t.Attempts} job {t.JobId} ({JobState(t.JobId)}) created {t.CreatedAt:O}; now {DateTimeOffset.UtcNow:O}");
         Assert.Equal(accepted.Count, acceptedTasks.Count);
         Assert.All(acceptedTasks, t => Assert.Equal(TaskStatus.Completed, t.Status));
         Assert.DoesNotContain(platform.Llm.CallsFor("fault-postgres"), c => refused.Contains(c.UserMessage.Split(' ')[0]));

@@ -11,6 +11,9 @@ namespace AgentPlatform.Tests.Infrastructure;
 /// </summary>
 public sealed class PlatformFixture : IAsyncLifetime
 {
+    /// <summary>Settings over the test defaults, for the Api and the Worker alike (the bench compares configurations with it).</summary>
+    public IReadOnlyDictionary<string, string> Overrides { get; init; } = new Dictionary<string, string>();
+
     public const string AdminKey = "test-admin-key-0123456789";
     public const string Model = "gpt-4o-mini";
     public const string EmbeddingModel = "text-embedding-3-small";
@@ -40,7 +43,14 @@ public sealed class PlatformFixture : IAsyncLifetime
     }
 
     /// <summary>Configuration as environment-variable names, shared by the Api and the Worker.</summary>
-    public Dictionary<string, string> Settings(string? redis = null) => new()
+    public Dictionary<string, string> Settings(string? redis = null)
+    {
+        var settings = DefaultSettings(redis);
+        foreach (var (key, value) in Overrides) settings[key] = value;
+        return settings;
+    }
+
+    private Dictionary<string, string> DefaultSettings(string? redis) => new()
     {
         ["ConnectionStrings__agentdb"] = DatabaseConnectionString,
         ["ConnectionStrings__redis"] = redis ?? Redis.ConnectionString,

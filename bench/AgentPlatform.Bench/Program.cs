@@ -2,11 +2,15 @@ using System.Diagnostics;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using AgentPlatform.Tests.Infrastructure;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
 
 // Benchmarks: the platform's own overhead, each measured against a baseline in the same run.
 //   foundation: 1. sync added latency: POST /agent/execute vs. calling the LLM double directly
 //               2. enqueue→start latency of an async task with an idle Worker (created_at → started_at)
-//               3. throughput: tasks per second one Worker completes with an instant LLM double
+//               3. throughput: tasks per second one Worker completes with an instant LLM double (burst size: third argument)
+//   worker:     per Hangfire storage (Queue:Storage), each on a fresh platform: enqueue→start idle and under a steady
+//               submission rate, and the rate one Worker drains a backlog at (arguments: tasks, rate, storages)
 //   engine:     4. router latency (in process, local and provider embeddings; and end to end: auto vs a named agent)
 //               5. parallel vs sequential wall time of three agents with the LLM double at 200 ms
 //   memory:     6. POST /agent/memories and a search through the Api; the embedded store's search by tenant size
@@ -15,7 +19,14 @@ using AgentPlatform.Tests.Infrastructure;
 //   cache:      7. sync request uncached (bypass, and a miss that stores) vs exact hit vs semantic hit, LLM double at 0 and 50 ms,
 //                  local embedding; and the lookups alone, in process
 var suite = args.FirstOrDefault() ?? "all";
+if (suite is "worker")
+{
+    await WorkerQueue(args.Length > 1 ? int.Parse(args[1]) : 1_000, args.Length > 2 ? int.Parse(args[2]) : 200,
+        args.Length > 3 ? args[3].Split(',') : ["postgres", "redis"]);
+    return;
+}
 var iterations = args.Length > 1 ? int.Parse(args[1]) : 200;
+var burst = args.Length > 2 ? int.Parse(args[2]) : 1_000;
 var platform = new PlatformFixture();
 await platform.InitializeAsync();
 try
@@ -69,7 +80,6 @@ async Task Foundation()
     Report("async enqueue→start (idle worker)", startMs);
 
     // Throughput: a burst of async tasks, timed from the first enqueue to the last completion.
-    const int burst = 500;
     var clock = Stopwatch.StartNew();
     var ids = new List<string>();
     foreach (var chunk in Enumerable.Range(0, burst).Chunk(25))
@@ -80,7 +90,125 @@ async Task Foundation()
     var enqueueSeconds = clock.Elapsed.TotalSeconds;
     foreach (var id in ids) await api.WaitForFinalAsync(id, seconds: 300);
     Console.WriteLine($"throughput: {burst} tasks enqueued in {enqueueSeconds:0.0} s, all completed in {clock.Elapsed.TotalSeconds:0.0} s " +
-                      $"= {burst / clock.Elapsed.TotalSeconds:0.0} tasks/s (one Worker, WorkerCount 20, instant LLM double)");
+                      $"= {burst / clock.Elapsed.TotalSeconds:0.0} tasks/s (one Worker, instant LLM double)");
+}
+
+// The async path on each Hangfire storage, each on a fresh platform (own Postgres, Redis, Api and Worker).
+async Task WorkerQueue(int tasks, int rate, string[] storages)
+{
+    foreach (var storage in storages)
+    {
+        var queued = new PlatformFixture { Overrides = new Dictionary<string, string> { ["Queue__Storage"] = storage } };
+        await queued.InitializeAsync();
+        try
+        {
+            Console.WriteLine($"--- Hangfire storage: {storage}");
+            await WorkerQueueOn(queued, storage, tasks, rate);
+        }
+        finally
+        {
+            await queued.DisposeAsync();
+        }
+    }
+}
+
+async Task WorkerQueueOn(PlatformFixture queued, string storage, int tasks, int rate)
+{
+    var api = queued.Client(await queued.CreateKeyAsync("enterprise"));
+    // A refusal is counted and printed, not retried: the figures are about accepted tasks.
+    var refusals = new System.Collections.Concurrent.ConcurrentBag<string>();
+    async Task<string?> Submit(string text)
+    {
+        using var response = await api.ExecuteAsync(new { task = text, agent_type = "general", async_execution = true });
+        if (response.IsSuccessStatusCode) return (await response.JsonAsync())["task_id"]!.GetValue<string>();
+        refusals.Add($"{(int)response.StatusCode} {(await response.JsonAsync())["title"]}");
+        return null;
+    }
+    void ReportRefusals(string phase)
+    {
+        if (refusals.IsEmpty) return;
+        Console.WriteLine($"{storage}: {phase}: {refusals.Count} submissions refused: " +
+                          string.Join(", ", refusals.GroupBy(r => r).Select(g => $"{g.Count()}× {g.Key}")));
+        refusals.Clear();
+    }
+    // created_at → started_at and the run's timestamps, read from the task rows once every task is final.
+    async Task<List<AgentPlatform.Engine.Tasks.AgentTask>> Finished(string prefix, int count)
+    {
+        var deadline = DateTime.UtcNow.AddMinutes(5);
+        while (true)
+        {
+            await using var scope = queued.Api.Services.CreateAsyncScope();
+            var rows = await scope.ServiceProvider.GetRequiredService<AgentPlatform.Engine.Data.AgentDbContext>().Tasks.AsNoTracking()
+                .Where(t => t.Input.StartsWith(prefix)).ToListAsync();
+            if ((rows.Count == count - refusals.Count && rows.All(t => t.IsFinal)) || DateTime.UtcNow > deadline)
+            {
+                // Figures count completed tasks; anything else is printed with its error.
+                foreach (var other in rows.Where(t => t.Status != "completed").GroupBy(t => $"{t.Status}: {t.Error}"))
+                    Console.WriteLine($"{storage}: {other.Count()} '{prefix}' tasks not completed ({other.Key}), e.g. {other.First().Id}");
+                return rows.Where(t => t.Status == "completed").ToList();
+            }
+            await Task.Delay(100);
+        }
+    }
+    static List<double> StartLatencies(List<AgentPlatform.Engine.Tasks.AgentTask> rows) =>
+        rows.Select(t => (t.StartedAt!.Value - t.CreatedAt).TotalMilliseconds).ToList();
+
+    for (var i = 0; i < 50; i++) await Submit($"warm {i}");
+    await Finished("warm ", 50);
+    ReportRefusals("warm-up");
+
+    // Idle: one task at a time, each waited to completion.
+    for (var i = 0; i < 100; i++)
+    {
+        if (await Submit($"idle {i:D4}") is { } id) await api.WaitForFinalAsync(id);
+    }
+    Report($"{storage}: enqueue→start, idle Worker", StartLatencies(await Finished("idle ", 100)));
+    ReportRefusals("idle");
+
+    // Under load: submitted at a steady rate for 10 s, open loop (a slow answer does not slow the next submission).
+    var sent = 0;
+    var submissions = new List<Task>();
+    var clock = Stopwatch.StartNew();
+    using (var tick = new PeriodicTimer(TimeSpan.FromMilliseconds(10)))
+    {
+        while (clock.Elapsed < TimeSpan.FromSeconds(10) && await tick.WaitForNextTickAsync())
+        {
+            for (var due = (int)(clock.Elapsed.TotalSeconds * rate); sent < due; sent++) submissions.Add(Submit($"steady {sent:D6}"));
+        }
+    }
+    await Task.WhenAll(submissions);
+    var submittedIn = clock.Elapsed.TotalSeconds;
+    Report($"{storage}: enqueue→start, {sent / submittedIn:0} tasks/s submitted", StartLatencies(await Finished("steady ", sent)));
+    ReportRefusals("steady");
+
+    // Backlog: tasks submitted while the Worker is stopped, then drained; timed from the first start to the last completion.
+    // What the drain cost the stores: Postgres transactions (every database client) and Redis commands, per task.
+    await queued.Worker.KillAsync();
+    await Parallel.ForEachAsync(Enumerable.Range(0, tasks), new ParallelOptions { MaxDegreeOfParallelism = 32 },
+        async (i, _) => await Submit($"backlog {i:D6}"));
+    await using var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(queued.Redis.ConnectionString + ",allowAdmin=true");
+    async Task<(long Transactions, long Commands)> StoreCounters()
+    {
+        await using var connection = new Npgsql.NpgsqlConnection(queued.DatabaseConnectionString);
+        await connection.OpenAsync();
+        await using var command = new Npgsql.NpgsqlCommand("SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()", connection);
+        var transactions = (long)(await command.ExecuteScalarAsync())!;
+        var stats = (await redis.GetServers()[0].InfoAsync("commandstats")).SelectMany(g => g)
+            .Sum(e => long.Parse(e.Value.Split(',')[0].Split('=')[1]));
+        return (transactions, stats);
+    }
+    // Postgres backends publish their counters when idle, at the latest 10 s later.
+    await Task.Delay(TimeSpan.FromSeconds(11));
+    var before = await StoreCounters();
+    await queued.Worker.StartAsync();
+    var drained = await Finished("backlog ", tasks);
+    ReportRefusals("backlog");
+    await Task.Delay(TimeSpan.FromSeconds(11));
+    var after = await StoreCounters();
+    var seconds = (drained.Max(t => t.CompletedAt!.Value) - drained.Min(t => t.StartedAt!.Value)).TotalSeconds;
+    Console.WriteLine($"{storage}: backlog of {drained.Count} tasks drained in {seconds:0.00} s = {drained.Count / seconds:0} tasks/s (one Worker, instant LLM double); " +
+                      $"per task {(after.Transactions - before.Transactions) / (double)drained.Count:0.0} Postgres transactions, " +
+                      $"{(after.Commands - before.Commands) / (double)drained.Count:0.0} Redis commands (Worker start-up included)");
 }
 
 async Task Engine()
@@ -403,7 +531,7 @@ static double Percentile(List<double> values, double p)
 }
 
 static void Report(string name, List<double> ms) =>
-    Console.WriteLine($"{name,-52} n={ms.Count,4}  median {Percentile(ms, 50),8:0.00} ms  p95 {Percentile(ms, 95),8:0.00} ms");
+    Console.WriteLine($"{name,-52} n={ms.Count,5}  median {Percentile(ms, 50),8:0.00} ms  p95 {Percentile(ms, 95),8:0.00} ms");
 
 /// <summary>The real Api executable as a child process (as it runs in production), for its own RSS and latency.</summary>
 sealed class ApiProcess : IAsyncDisposable
