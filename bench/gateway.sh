@@ -68,4 +68,10 @@ mock_start
 one direct http://127.0.0.1:18080/v1/chat/completions "${CHAT/MODEL/mock-model}"
 one v1 $BASE/v1/chat/completions "${CHAT/MODEL/general}"
 one execute $BASE/agent/execute "$EXEC"
+# The exact cache at the Api: the `code` agent is cacheable (its only tool, calculator, has no side effects). One request
+# stores the answer; then hits, and the same request with "cache": false as the uncached baseline.
+HIT='{"task":"what is 2 + 2, briefly","agent_type":"code"}'
+curl -fsS -o /dev/null -X POST $BASE/agent/execute -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' -d "$HIT"
+one hit $BASE/agent/execute "$HIT"
+one uncached $BASE/agent/execute "${HIT%\}},\"cache\":false}"
 mock_stop
