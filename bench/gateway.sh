@@ -15,11 +15,12 @@ command -v nginx >/dev/null && command -v wrk >/dev/null || apt-get install -y n
 
 LOG=$(mktemp)
 M=$(mktemp -d)
-ConnectionStrings__openai="Endpoint=http://127.0.0.1:18080/v1;Key=sk-bench;Model=mock-model" PORT=$PORT setsid ./run.sh >"$LOG" 2>&1 &
+ConnectionStrings__openai="Endpoint=http://127.0.0.1:18080/v1;Key=sk-bench;Model=mock-model" PORT=$PORT ./run.sh >"$LOG" 2>&1 &
 RUN=$!
 # run.sh's own SIGTERM handler stops the AppHost, DCP's services, Redis and Postgres (signalling its whole group would
 # interrupt that clean-up and leave its Redis running).
-trap 'nginx -c $M/nginx.conf -s stop 2>/dev/null; kill -TERM $RUN 2>/dev/null; wait $RUN 2>/dev/null || true; rm -rf "$LOG" $M' EXIT
+# (set +e: under set -e the first failing command of a trap ends it.)
+trap 'set +e; nginx -c $M/nginx.conf -s stop 2>/dev/null; kill -TERM $RUN 2>/dev/null; wait $RUN 2>/dev/null; rm -rf "$LOG" $M' EXIT
 for _ in $(seq 1 300); do grep -q "Press Ctrl" "$LOG" && break; kill -0 $RUN 2>/dev/null || { cat "$LOG"; exit 1; }; sleep 1; done
 BASE=http://127.0.0.1:$PORT
 ADMIN=$(cat .run/admin-key)
