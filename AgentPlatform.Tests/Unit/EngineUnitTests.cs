@@ -66,6 +66,24 @@ public sealed class EngineUnitTests
     }
 
     [Fact]
+    public void A_pattern_that_would_backtrack_for_ever_neither_hangs_nor_refuses_an_ordinary_long_prompt()
+    {
+        // On a backtracking engine "(a+)+$" against many a's and a trailing '!' takes exponential time: the old detector's
+        // timeout then counted as a match and refused the prompt. Linear time: no match, no refusal.
+        var detector = new PromptInjectionDetector(Options.Create(new PromptInjectionOptions { Patterns = ["^(a+)+$"] }));
+        Assert.Null(detector.Detect(new string('a', 5_000) + "!"));
+        Assert.Equal("^(a+)+$", detector.Detect(new string('a', 5_000)));
+    }
+
+    [Fact]
+    public void A_pattern_the_linear_time_engine_cannot_run_stops_start_up_naming_it()
+    {
+        var result = new PromptInjectionOptionsValidator().Validate(null, new PromptInjectionOptions { Patterns = ["ok", "(?<=x)y"] });
+        Assert.True(result.Failed);
+        Assert.Contains("PromptInjection:Patterns:1", result.FailureMessage);
+    }
+
+    [Fact]
     public void A_disabled_detector_matches_nothing()
     {
         var detector = new PromptInjectionDetector(Options.Create(new PromptInjectionOptions { Enabled = false, Patterns = ["x"] }));
