@@ -34,7 +34,7 @@ public sealed class RateLimitFilter(RequestRateLimiter limiter, IOptionsMonitor<
 
         var decision = await limiter.AcquireAsync(caller.KeyId, limit.Value);
         Apply(http, decision);
-        return decision.Allowed ? await next(context) : TooMany(caller.Tier, decision);
+        return decision.Allowed ? await next(context) : TooMany(decision);
     }
 
     /// <summary>The check this request left to its task, once (null: no limit applies, or it was taken).</summary>
@@ -52,10 +52,11 @@ public sealed class RateLimitFilter(RequestRateLimiter limiter, IOptionsMonitor<
         if (!decision.Allowed) headers.RetryAfter = Math.Max(1, resetSeconds).ToString(CultureInfo.InvariantCulture);
     }
 
-    public static ProblemHttpResult TooMany(string tier, RateLimitDecision decision) =>
+    /// <summary>The one answer to a request over its limit, whether the filter, a stored task or a run's admission refused it.</summary>
+    public static ProblemHttpResult TooMany(RateLimitDecision decision) =>
         TypedResults.Problem(
             statusCode: StatusCodes.Status429TooManyRequests,
             title: "Rate limit exceeded",
-            detail: $"Tier '{tier}' allows {decision.Limit} requests per minute; retry in {Math.Max(1, (int)Math.Ceiling(decision.Reset.TotalSeconds))} s.",
+            detail: SpendRefusal.Requests(decision).Message,
             extensions: new Dictionary<string, object?> { ["limit"] = "requests" });
 }

@@ -128,7 +128,7 @@ public static class AgentTaskApi
         {
             var counted = await services.Requests.AcquireAsync(requests.KeyId, requests.Limit);
             RateLimitFilter.Apply(http, counted);
-            if (!counted.Allowed) return Refuse(RateLimitFilter.TooMany(caller.Tier, counted));
+            if (!counted.Allowed) return Refuse(RateLimitFilter.TooMany(counted));
             requests = null;
         }
         if (idempotencyKey is { Length: > 200 } || idempotencyKey is { Length: 0 })
@@ -296,6 +296,12 @@ public static class AgentTaskApi
     /// <summary>A token limit or budget refused the run before any LLM call: 429 (503 when the counters are unreachable).</summary>
     private static ProblemHttpResult Refused(AgentTask task, Engine.Admission.SpendRefusal refusal, HttpContext http)
     {
+        // Refused by its request limit in the run's admission: nothing was stored, the answer is the filter's.
+        if (task.RequestLimit is { Allowed: false } requests)
+        {
+            RateLimitFilter.Apply(http, requests);
+            return RateLimitFilter.TooMany(requests);
+        }
         var headers = http.Response.Headers;
         headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(refusal.RetryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
         if (refusal.TokenLimit is { } limit)
@@ -305,7 +311,7 @@ public static class AgentTaskApi
             if (refusal.Kind == "tokens") headers["X-RateLimit-Reset-Tokens"] = headers.RetryAfter.ToString();
         }
         return TypedResults.Problem(statusCode: refusal.Status,
-            title: refusal.Kind switch { "requests" => "Rate limit exceeded", "tokens" => "Token limit exceeded", "budget" => "Daily budget exceeded", "agent_budget" => "Agent budget exceeded", _ => "Limits unavailable" },
+            title: refusal.Kind switch { "tokens" => "Token limit exceeded", "budget" => "Daily budget exceeded", "agent_budget" => "Agent budget exceeded", _ => "Limits unavailable" },
             detail: refusal.Message, type: $"https://agentplatform.dev/problems/{refusal.Kind.Replace('_', '-')}",
             extensions: new Dictionary<string, object?> { ["task_id"] = task.Id, ["limit"] = refusal.Kind, ["agent"] = task.Agent });
     }

@@ -34,7 +34,7 @@ public sealed record SpendReservation(Guid Id, Guid KeyId, string Day, long Toke
 public sealed record SpendRefusal(string Kind, string Message, TimeSpan RetryAfter, int Status = 429, long? TokenLimit = null,
     long? TokensRemaining = null)
 {
-    /// <summary>The key's requests per minute are used up.</summary>
+    /// <summary>The key's requests per minute are used up (its own rpm_limit, else its tier's).</summary>
     public static SpendRefusal Requests(RateLimitDecision decision) =>
         new("requests", $"This key allows {decision.Limit} requests per minute; retry in {Math.Max(1, (int)Math.Ceiling(decision.Reset.TotalSeconds))} s.",
             decision.Reset, 429);

@@ -5,7 +5,6 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Npgsql;
-using NpgsqlTypes;
 
 namespace AgentPlatform.Engine.Billing;
 
@@ -156,19 +155,17 @@ public sealed class UsageLedgerWriter(UsageLedger ledger, NpgsqlDataSource dataS
         command.CommandTimeout = 30;
         command.Parameters.Add(new NpgsqlParameter<Guid[]>("id", batch.Select(e => e.Id).ToArray()));
         command.Parameters.Add(new NpgsqlParameter<Guid?[]>("key", batch.Select(e => e.ApiKeyId).ToArray()));
-        command.Parameters.Add(Text("agent", batch.Select(e => e.Agent)));
-        command.Parameters.Add(Text("model", batch.Select(e => (string?)e.Model)));
-        command.Parameters.Add(Text("kind", batch.Select(e => (string?)e.Kind)));
+        command.Parameters.Add(PostgresArrays.Text("agent", batch.Select(e => e.Agent)));
+        command.Parameters.Add(PostgresArrays.Text("model", batch.Select(e => (string?)e.Model)));
+        command.Parameters.Add(PostgresArrays.Text("kind", batch.Select(e => (string?)e.Kind)));
         command.Parameters.Add(new NpgsqlParameter<long[]>("input", batch.Select(e => e.InputTokens).ToArray()));
         command.Parameters.Add(new NpgsqlParameter<long[]>("output", batch.Select(e => e.OutputTokens).ToArray()));
         command.Parameters.Add(new NpgsqlParameter<decimal[]>("cost", batch.Select(e => e.CostUsd).ToArray()));
-        command.Parameters.Add(Text("cache", batch.Select(e => e.CacheOutcome)));
+        command.Parameters.Add(PostgresArrays.Text("cache", batch.Select(e => e.CacheOutcome)));
         command.Parameters.Add(new NpgsqlParameter<Guid?[]>("task", batch.Select(e => e.TaskId).ToArray()));
-        command.Parameters.Add(Text("session", batch.Select(e => e.SessionId)));
+        command.Parameters.Add(PostgresArrays.Text("session", batch.Select(e => e.SessionId)));
         command.Parameters.Add(new NpgsqlParameter<DateTimeOffset[]>("at", batch.Select(e => e.CreatedAt.ToUniversalTime()).ToArray()));
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
-    private static NpgsqlParameter<string?[]> Text(string name, IEnumerable<string?> values) =>
-        new(name, NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = values.ToArray() };
 }

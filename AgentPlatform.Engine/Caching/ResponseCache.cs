@@ -53,13 +53,6 @@ public sealed class ResponseCache(
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
-    // KEYS: entry. The answer, counting the hit, in one round trip.
-    private const string ReadScript = """
-        local answer = redis.call('HGET', KEYS[1], 'answer')
-        if answer then redis.call('HINCRBY', KEYS[1], 'hits', 1) end
-        return answer
-        """;
-
     // KEYS: entry. ARGV: answer, ttl ms.
     private const string WriteScript = """
         redis.call('DEL', KEYS[1])
@@ -93,20 +86,7 @@ public sealed class ResponseCache(
         CancellationToken cancellationToken)
     {
         var probe = Probe(task, decision, input, caller);
-        string? exact = null;
-        if (probe.ExactKey is { } key)
-        {
-            try
-            {
-                var answer = await redis.GetDatabase().ScriptEvaluateAsync(ReadScript, [key]);
-                exact = answer.IsNull ? null : (string?)answer;
-            }
-            catch (Exception e) when (e is RedisException or TimeoutException)
-            {
-                logger.LogWarning("The response cache cannot be read ({Reason}); the run goes on as a miss", e.Message);
-            }
-        }
-        return await CompleteAsync(probe, exact, cancellationToken);
+        return await CompleteAsync(probe, probe.ExactKey is { } key ? await ReadAnswerAsync(key) : null, cancellationToken);
     }
 
     /// <summary>
@@ -336,13 +316,19 @@ public sealed class ResponseCache(
         return (point, null, 0);
     }
 
-    /// <summary>The entry's answer (counting the hit), or null when there is none or Redis cannot be reached.</summary>
-    private async Task<CachedAnswer?> ReadAsync(string scope, string exact)
+    private async Task<CachedAnswer?> ReadAsync(string scope, string exact) =>
+        await ReadAnswerAsync(EntryKey(scope, exact)) is { } answer ? JsonSerializer.Deserialize<CachedAnswer>(answer, Json) : null;
+
+    /// <summary>
+    /// The entry's answer (JSON), counting the hit, or null when there is none or Redis cannot be reached. The same script that
+    /// reads it in a run's admission round trip (<see cref="Admission.AdmissionScript"/>), with nothing else to check.
+    /// </summary>
+    private async Task<string?> ReadAnswerAsync(RedisKey entry)
     {
         try
         {
-            var answer = await redis.GetDatabase().ScriptEvaluateAsync(ReadScript, [EntryKey(scope, exact)]);
-            return answer.IsNull ? null : JsonSerializer.Deserialize<CachedAnswer>((string)answer!, Json);
+            var read = await Admission.AdmissionScript.EvaluateAsync(redis.GetDatabase(), null, entry);
+            return read.Outcome == Admission.AdmissionScript.Outcome.CacheHit ? (string?)read[0] : null;
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
