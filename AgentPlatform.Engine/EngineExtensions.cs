@@ -7,6 +7,7 @@ using AgentPlatform.Engine.Execution;
 using AgentPlatform.Engine.Routing;
 using AgentPlatform.Engine.Tasks;
 using AgentPlatform.Engine.Webhooks;
+using AgentPlatform.Engine.Infrastructure;
 using Microsoft.Extensions.AI;
 using Hangfire;
 using Hangfire.PostgreSql;
@@ -103,6 +104,9 @@ public static class EngineExtensions
         });
         // Connect at start-up, not inside the first burst of requests (which would all block on it).
         services.AddHostedService<RedisConnectionWarmup>();
+        // Registered before what sends writes behind a response, so it stops after them (hosted services stop in reverse).
+        services.AddSingleton<RedisWritesBehind>();
+        services.AddHostedService(sp => sp.GetRequiredService<RedisWritesBehind>());
 
         // Qdrant (gRPC), when configured: vector search for the semantic cache and long-term memory.
         builder.AddQdrantClient(QdrantConnectionName);

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using AgentPlatform.Engine.Agents;
+using AgentPlatform.Engine.Infrastructure;
 using AgentPlatform.Engine.Llm;
 using AgentPlatform.Engine.Routing;
 using AgentPlatform.Engine.Telemetry;
@@ -13,7 +14,7 @@ namespace AgentPlatform.Engine.Execution;
 /// Runs one agent once: its pipeline (tools, model chain, breakers) under the agent's time limit,
 /// with its outcome fed to the router's track record.
 /// </summary>
-public sealed class AgentInvoker(AgentClients clients, AgentStats stats, IToolCatalog tools, ILogger<AgentInvoker> logger)
+public sealed class AgentInvoker(AgentClients clients, AgentStats stats, RedisWritesBehind redisWrites, IToolCatalog tools, ILogger<AgentInvoker> logger)
 {
     public async Task<AgentRun> RunAsync(AgentDefinition agent, RunInput input, ToolCaller caller, CancellationToken cancellationToken)
     {
@@ -36,7 +37,8 @@ public sealed class AgentInvoker(AgentClients clients, AgentStats stats, IToolCa
                 : await client.GetResponseAsync(messages, options, timeout.Token);
             var answered = attempts.LastSuccess;
             var model = answered?.Model ?? response.ModelId ?? "";
-            await stats.RecordOutcomeAsync(agent.Name, true, clock.Elapsed);
+            // The track record is sent, not awaited: the answer does not wait for its reply (RedisWritesBehind).
+            redisWrites.Track(stats.RecordOutcomeAsync(agent.Name, true, clock.Elapsed));
             activity?.SetTag("gen_ai.response.model", model);
             // Tokens and cost of every call of the run (tool loops make several), as metering priced them.
             return new AgentRun(agent.Name, "ok", answered?.Provider, model, response.Text, response.FinishReason?.Value,
@@ -50,7 +52,7 @@ public sealed class AgentInvoker(AgentClients clients, AgentStats stats, IToolCa
         {
             // Unavailable: the breakers refused every model (retry later). Failed: the models were tried and failed.
             var allOpen = e.Attempts.All(a => a.Outcome == "circuit_open");
-            return await FailedAsync(agent, allOpen ? "unavailable" : "failed", e.Message, e, clock, attempts, activity, allOpen ? e.RetryAfter : null);
+            return Failed(agent, allOpen ? "unavailable" : "failed", e.Message, e, clock, attempts, activity, allOpen ? e.RetryAfter : null);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested && attempts.InputTokens + attempts.OutputTokens > 0)
         {
@@ -58,12 +60,12 @@ public sealed class AgentInvoker(AgentClients clients, AgentStats stats, IToolCa
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
-            return await FailedAsync(agent, "timeout", $"Agent '{agent.Name}' did not finish within its time limit of {agent.TimeoutSeconds} s.",
+            return Failed(agent, "timeout", $"Agent '{agent.Name}' did not finish within its time limit of {agent.TimeoutSeconds} s.",
                 null, clock, attempts, activity);
         }
         catch (Exception e) when (ProviderFailures.IsProviderFailure(e, cancellationToken))
         {
-            return await FailedAsync(agent, "failed", ProviderFailures.Describe(e), e, clock, attempts, activity);
+            return Failed(agent, "failed", ProviderFailures.Describe(e), e, clock, attempts, activity);
         }
     }
 
@@ -96,13 +98,13 @@ public sealed class AgentInvoker(AgentClients clients, AgentStats stats, IToolCa
 
     /// <param name="error">The sanitized reason the client sees (<see cref="ProviderFailures.Describe"/>).</param>
     /// <param name="cause">The full failure, for the log and the trace only.</param>
-    private async Task<AgentRun> FailedAsync(AgentDefinition agent, string outcome, string error, Exception? cause, Stopwatch clock,
+    private AgentRun Failed(AgentDefinition agent, string outcome, string error, Exception? cause, Stopwatch clock,
         ModelAttemptLog attempts, Activity? activity, TimeSpan? retryAfter = null)
     {
         logger.LogWarning(cause, "Agent {Agent} {Outcome}: {Error}", agent.Name, outcome, error);
         activity?.SetStatus(ActivityStatusCode.Error, error);
         if (cause is not null) activity?.AddException(cause);
-        await stats.RecordOutcomeAsync(agent.Name, false, null);
+        redisWrites.Track(stats.RecordOutcomeAsync(agent.Name, false, null));
         // A run can fail after some calls succeeded (a tool loop): what they cost was spent all the same.
         return new AgentRun(agent.Name, outcome, null, null, null, null, attempts.InputTokens, attempts.OutputTokens, attempts.CostUsd,
             clock.ElapsedMilliseconds, error, attempts.Attempts, retryAfter);

@@ -78,6 +78,9 @@ public sealed class AgentStats(IConnectionMultiplexer redis, IOptionsMonitor<Rou
         var alpha = options.CurrentValue.EmaAlpha;
         try
         {
+            // Invalidated when the update is sent (a read sent after it is run after it) and again when it is done (a read
+            // sent before it may have refilled the cache with the older figures meanwhile).
+            _cachedAt = DateTimeOffset.MinValue;
             await redis.GetDatabase().ScriptEvaluateAsync(Update, new
             {
                 successKey = (RedisKey)successKey,

@@ -37,7 +37,7 @@ public enum CancellationOutcome
 public sealed class TaskRunner(
     AgentDbContext db, AgentRegistry agents, AgentRouter router, TaskExecutor executor, TaskEvents events, TaskLeases leases,
     ConversationService conversations, ConversationStore history, ResponseCache cache, SpendGate spend, TaskWriteBehind writeBehind,
-    NpgsqlDataSource dataSource, IOptions<QueueOptions> queue, ILogger<TaskRunner> logger)
+    RedisWritesBehind redisWrites, NpgsqlDataSource dataSource, IOptions<QueueOptions> queue, ILogger<TaskRunner> logger)
 {
     /// <summary>Runs a stored task (the Worker's path): claims it, loading it in the same statement, and executes it.</summary>
     public async Task<AgentTask?> RunAsync(Guid taskId, CancellationOutcome onCancel, CancellationToken cancellationToken)
@@ -238,9 +238,10 @@ public sealed class TaskRunner(
         {
             if (reservation is not null)
             {
-                // What the run really used: the finished task's figures, or what an interrupted run had spent.
+                // What the run really used: the finished task's figures, or what an interrupted run had spent. Sent before the
+                // answer, not awaited: this process's next admission runs after it in Redis (RedisWritesBehind says why).
                 var tokens = task.IsFinal ? (task.PromptTokens ?? 0) + (task.CompletionTokens ?? 0) : (interrupted?.InputTokens ?? 0) + (interrupted?.OutputTokens ?? 0);
-                await spend.SettleAsync(reservation, tokens, task.IsFinal ? task.CostUsd ?? 0m : interrupted?.CostUsd ?? 0m);
+                redisWrites.Track(spend.SettleAsync(reservation, tokens, task.IsFinal ? task.CostUsd ?? 0m : interrupted?.CostUsd ?? 0m));
             }
         }
     }
