@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using AgentPlatform.Engine.Agents;
-using AgentPlatform.Engine.Infrastructure;
 using AgentPlatform.Engine.Llm;
 using AgentPlatform.Engine.Routing;
 using AgentPlatform.Engine.Telemetry;
@@ -14,7 +13,7 @@ namespace AgentPlatform.Engine.Execution;
 /// Runs one agent once: its pipeline (tools, model chain, breakers) under the agent's time limit,
 /// with its outcome fed to the router's track record.
 /// </summary>
-public sealed class AgentInvoker(AgentClients clients, AgentStats stats, RedisWritesBehind redisWrites, IToolCatalog tools, ILogger<AgentInvoker> logger)
+public sealed class AgentInvoker(AgentClients clients, AgentStats stats, IToolCatalog tools, ILogger<AgentInvoker> logger)
 {
     public async Task<AgentRun> RunAsync(AgentDefinition agent, RunInput input, ToolCaller caller, CancellationToken cancellationToken)
     {
@@ -37,8 +36,7 @@ public sealed class AgentInvoker(AgentClients clients, AgentStats stats, RedisWr
                 : await client.GetResponseAsync(messages, options, timeout.Token);
             var answered = attempts.LastSuccess;
             var model = answered?.Model ?? response.ModelId ?? "";
-            // The track record is sent, not awaited: the answer does not wait for its reply (RedisWritesBehind).
-            redisWrites.Track(stats.RecordOutcomeAsync(agent.Name, true, clock.Elapsed));
+            stats.RecordOutcome(agent.Name, true, clock.Elapsed);
             activity?.SetTag("gen_ai.response.model", model);
             // Tokens and cost of every call of the run (tool loops make several), as metering priced them.
             return new AgentRun(agent.Name, "ok", answered?.Provider, model, response.Text, response.FinishReason?.Value,
@@ -104,7 +102,7 @@ public sealed class AgentInvoker(AgentClients clients, AgentStats stats, RedisWr
         logger.LogWarning(cause, "Agent {Agent} {Outcome}: {Error}", agent.Name, outcome, error);
         activity?.SetStatus(ActivityStatusCode.Error, error);
         if (cause is not null) activity?.AddException(cause);
-        redisWrites.Track(stats.RecordOutcomeAsync(agent.Name, false, null));
+        stats.RecordOutcome(agent.Name, false, null);
         // A run can fail after some calls succeeded (a tool loop): what they cost was spent all the same.
         return new AgentRun(agent.Name, outcome, null, null, null, null, attempts.InputTokens, attempts.OutputTokens, attempts.CostUsd,
             clock.ElapsedMilliseconds, error, attempts.Attempts, retryAfter);

@@ -16,24 +16,27 @@ public readonly record struct AgentTrackRecord(double SuccessRate, double? Laten
 /// Otherwise one tenant posting bad ratings could steer every other tenant away from an agent.
 /// Reads are cached for <see cref="RouterOptions.StatsCacheDuration"/>; a Redis outage leaves the
 /// router on its last known figures instead of failing requests.
+/// Outcomes are folded in process and written every <see cref="RouterOptions.StatsFlushInterval"/> (and before a read,
+/// so this process reads its own outcomes): one Redis call per agent and interval instead of one per run.
 /// </summary>
 public sealed class AgentStats(IConnectionMultiplexer redis, IOptionsMonitor<RouterOptions> options, ILogger<AgentStats> logger)
+    : IAsyncDisposable
 {
     private string SuccessKey => options.CurrentValue.StatsNamespace + ":ema:success";
     private string LatencyKey => options.CurrentValue.StatsNamespace + ":ema:latency_ms";
     private string FeedbackKey(Guid apiKeyId) => options.CurrentValue.StatsNamespace + ":ema:feedback:" + apiKeyId.ToString("N");
 
-    // One round trip updates the success EMA and, when given (latency >= 0), the latency EMA.
+    // Applies folded observations (see Ema) to the success and, when any were timed, the latency EMA of one agent:
+    // next = decay * current + sum, with the first observation standing in for a current value the hash lacks.
     private static readonly LuaScript Update = LuaScript.Prepare("""
-        local alpha = tonumber(@alpha)
-        local function ema(key, value)
+        local function apply(key, decay, sum, first)
           local current = redis.call('HGET', key, @agent)
-          local next = value
-          if current then next = alpha * value + (1 - alpha) * tonumber(current) end
-          redis.call('HSET', key, @agent, tostring(next))
+          local base = tonumber(first)
+          if current then base = tonumber(current) end
+          redis.call('HSET', key, @agent, tostring(tonumber(decay) * base + tonumber(sum)))
         end
-        ema(@successKey, tonumber(@outcome))
-        if tonumber(@latency) >= 0 then ema(@latencyKey, tonumber(@latency)) end
+        apply(@successKey, @successDecay, @successSum, @successFirst)
+        if tonumber(@latencyCount) > 0 then apply(@latencyKey, @latencyDecay, @latencySum, @latencyFirst) end
         return 1
         """);
 
@@ -42,13 +45,108 @@ public sealed class AgentStats(IConnectionMultiplexer redis, IOptionsMonitor<Rou
 
     private readonly ConcurrentDictionary<Guid, (DateTimeOffset At, Dictionary<string, double> Ratings)> _feedbackCache = new();
 
-    public Task RecordOutcomeAsync(string agent, bool success, TimeSpan? latency) =>
-        RecordAsync(SuccessKey, agent, success ? 1.0 : 0.0, latency);
+    private readonly Lock _gate = new();
+    private Dictionary<string, (Ema Success, Ema Latency)> _pending = new(StringComparer.OrdinalIgnoreCase);
+    private Timer? _flushTimer;
+
+    /// <summary>
+    /// Observations v1..vk folded so that applying them one by one to an EMA c (c ← α·v + (1−α)·c) equals
+    /// Decay·c + Sum with Decay = (1−α)^k and Sum = Σ α(1−α)^(k−i)·v_i; an EMA without a value starts at v1, which is
+    /// the same as taking c = v1. Exact, so writing every interval changes no figure against writing every run.
+    /// </summary>
+    private readonly record struct Ema(int Count, double Decay, double Sum, double First)
+    {
+        public static readonly Ema None = new(0, 1, 0, 0);
+        public Ema Add(double value, double alpha) =>
+            new(Count + 1, Decay * (1 - alpha), (1 - alpha) * Sum + alpha * value, Count == 0 ? value : First);
+    }
+
+    /// <summary>
+    /// Records an agent run's outcome; written to Redis within <see cref="RouterOptions.StatsFlushInterval"/>.
+    /// The router's track record is a trend, so a run's answer never waits for it.
+    /// </summary>
+    public void RecordOutcome(string agent, bool success, TimeSpan? latency)
+    {
+        var alpha = options.CurrentValue.EmaAlpha;
+        lock (_gate)
+        {
+            var (ok, ms) = _pending.GetValueOrDefault(agent, (Ema.None, Ema.None));
+            _pending[agent] = (ok.Add(success ? 1.0 : 0.0, alpha), latency is { } l ? ms.Add(l.TotalMilliseconds, alpha) : ms);
+            _flushTimer ??= new Timer(static s => ((AgentStats)s!).FlushInBackground(), this, options.CurrentValue.StatsFlushInterval,
+                options.CurrentValue.StatsFlushInterval);
+        }
+    }
+
+    private void FlushInBackground() => _ = FlushAsync();
+
+    /// <summary>Writes the outcomes folded since the last flush: one script per agent, sent together (pipelined).</summary>
+    public async Task FlushAsync()
+    {
+        Dictionary<string, (Ema Success, Ema Latency)> pending;
+        lock (_gate)
+        {
+            if (_pending.Count == 0) return;
+            (pending, _pending) = (_pending, new(StringComparer.OrdinalIgnoreCase));
+        }
+        // Invalidated when the updates are sent (a read sent after them is run after them) and again when they are done (a
+        // read sent before them may have refilled the cache with the older figures meanwhile).
+        _cachedAt = DateTimeOffset.MinValue;
+        try
+        {
+            var db = redis.GetDatabase();
+            await Task.WhenAll(pending.Select(p => db.ScriptEvaluateAsync(Update, new
+            {
+                successKey = (RedisKey)SuccessKey,
+                latencyKey = (RedisKey)LatencyKey,
+                agent = p.Key,
+                successDecay = p.Value.Success.Decay,
+                successSum = p.Value.Success.Sum,
+                successFirst = p.Value.Success.First,
+                latencyCount = p.Value.Latency.Count,
+                latencyDecay = p.Value.Latency.Decay,
+                latencySum = p.Value.Latency.Sum,
+                latencyFirst = p.Value.Latency.First,
+            })));
+        }
+        catch (RedisException e)
+        {
+            logger.LogWarning(e, "Could not record the outcomes of {Count} agents", pending.Count);
+        }
+        _cachedAt = DateTimeOffset.MinValue;
+    }
+
+    /// <summary>Writes what is still folded (shutdown).</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (_flushTimer is not null) await _flushTimer.DisposeAsync();
+        await FlushAsync();
+    }
 
     /// <summary>A key's rating of an agent's answer: moves that key's feedback EMA only.</summary>
     public async Task RecordFeedbackAsync(Guid apiKeyId, string agent, int rating)
     {
-        await RecordAsync(FeedbackKey(apiKeyId), agent, (rating - 1) / 4.0, null);
+        var value = (rating - 1) / 4.0;
+        var alpha = options.CurrentValue.EmaAlpha;
+        try
+        {
+            await redis.GetDatabase().ScriptEvaluateAsync(Update, new
+            {
+                successKey = (RedisKey)FeedbackKey(apiKeyId),
+                latencyKey = (RedisKey)LatencyKey,
+                agent,
+                successDecay = 1 - alpha,
+                successSum = alpha * value,
+                successFirst = value,
+                latencyCount = 0,
+                latencyDecay = 1.0,
+                latencySum = 0.0,
+                latencyFirst = 0.0,
+            });
+        }
+        catch (RedisException e)
+        {
+            logger.LogWarning(e, "Could not record a rating of agent {Agent}", agent);
+        }
         _feedbackCache.TryRemove(apiKeyId, out _);
     }
 
@@ -73,34 +171,11 @@ public sealed class AgentStats(IConnectionMultiplexer redis, IOptionsMonitor<Rou
         }
     }
 
-    private async Task RecordAsync(string successKey, string agent, double outcome, TimeSpan? latency)
-    {
-        var alpha = options.CurrentValue.EmaAlpha;
-        try
-        {
-            // Invalidated when the update is sent (a read sent after it is run after it) and again when it is done (a read
-            // sent before it may have refilled the cache with the older figures meanwhile).
-            _cachedAt = DateTimeOffset.MinValue;
-            await redis.GetDatabase().ScriptEvaluateAsync(Update, new
-            {
-                successKey = (RedisKey)successKey,
-                latencyKey = (RedisKey)LatencyKey,
-                agent,
-                alpha,
-                outcome,
-                latency = latency?.TotalMilliseconds ?? -1,
-            });
-            _cachedAt = DateTimeOffset.MinValue;
-        }
-        catch (RedisException e)
-        {
-            logger.LogWarning(e, "Could not record the outcome of agent {Agent}", agent);
-        }
-    }
-
     public async Task<IReadOnlyDictionary<string, AgentTrackRecord>> ReadAsync()
     {
         if (DateTimeOffset.UtcNow - _cachedAt < options.CurrentValue.StatsCacheDuration) return _cache;
+        // This process's own outcomes first: sent before the reads, so the reads see them.
+        var flushed = FlushAsync();
         try
         {
             var db = redis.GetDatabase();
@@ -115,6 +190,7 @@ public sealed class AgentStats(IConnectionMultiplexer redis, IOptionsMonitor<Rou
         {
             logger.LogWarning(e, "Agent statistics unavailable; routing on the last known figures");
         }
+        await flushed;
         return _cache;
     }
 }

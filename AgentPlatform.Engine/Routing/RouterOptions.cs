@@ -70,6 +70,9 @@ public sealed class RouterOptions
 
     public TimeSpan StatsCacheDuration { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>How often the outcomes of this process's runs are written to the shared track records (folded in between).</summary>
+    public TimeSpan StatsFlushInterval { get; set; } = TimeSpan.FromMilliseconds(200);
+
     /// <summary>Prefix of the Redis keys of the track records (deployments sharing one Redis keep theirs apart).</summary>
     [Required, MaxLength(100)]
     public string StatsNamespace { get; set; } = "agents";

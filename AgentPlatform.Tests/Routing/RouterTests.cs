@@ -74,14 +74,14 @@ public sealed class RouterTests(PlatformFixture platform, ITestOutputHelper outp
         const string prompt = "Write a Python function that parses a CSV file";
         Assert.Equal("code", (await router.RouteAsync(prompt, null, null, null, _ => true, CancellationToken.None)).Agent);
 
-        for (var i = 0; i < 10; i++) await stats.RecordOutcomeAsync("code", success: false, null);
+        for (var i = 0; i < 10; i++) stats.RecordOutcome("code", success: false, null);
         var afterFailures = await router.RouteAsync(prompt, null, null, null, _ => true, CancellationToken.None);
         var record = (await stats.ReadAsync())["code"];
 
         Assert.True(record.SuccessRate < 0.15, $"EMA after 10 failures: {record.SuccessRate}");
         Assert.NotEqual("code", afterFailures.Agent);
 
-        for (var i = 0; i < 15; i++) await stats.RecordOutcomeAsync("code", success: true, TimeSpan.FromMilliseconds(200));
+        for (var i = 0; i < 15; i++) stats.RecordOutcome("code", success: true, TimeSpan.FromMilliseconds(200));
         Assert.Equal("code", (await router.RouteAsync(prompt, null, null, null, _ => true, CancellationToken.None)).Agent);
 
         // Feedback is one key's opinion: it lowers code's record in that key's routing only.
@@ -92,6 +92,28 @@ public sealed class RouterTests(PlatformFixture platform, ITestOutputHelper outp
         Assert.True(CodeRecord(await router.RouteAsync(prompt, null, null, null, _ => true, CancellationToken.None, rater)) < global - 0.3);
         Assert.Equal(Math.Round(global, 4), CodeRecord(await router.RouteAsync(prompt, null, null, null, _ => true, CancellationToken.None, bystander)));
         Assert.Equal(global, (await stats.ReadAsync())["code"].SuccessRate);
+    }
+
+    [Fact]
+    public async Task Outcomes_folded_between_writes_give_the_same_track_record_as_writing_each_one()
+    {
+        FreshRouter(out var stats);
+        // (success, latency ms or null) in order; EMA α = 0.2 with no value before the first.
+        (bool Ok, double? Ms)[] outcomes = [(true, 100), (false, null), (false, null), (true, 300), (true, 50)];
+        var first = outcomes.Take(2).ToArray();
+        foreach (var (ok, ms) in first) stats.RecordOutcome("writer", ok, ms is { } m ? TimeSpan.FromMilliseconds(m) : null);
+        await stats.FlushAsync(); // two writes: one before, one after the record already holds a value
+        foreach (var (ok, ms) in outcomes.Skip(2)) stats.RecordOutcome("writer", ok, ms is { } m ? TimeSpan.FromMilliseconds(m) : null);
+
+        double? success = null, latency = null;
+        foreach (var (ok, ms) in outcomes)
+        {
+            success = success is { } s ? 0.2 * (ok ? 1 : 0) + 0.8 * s : ok ? 1 : 0;
+            if (ms is { } m) latency = latency is { } l ? 0.2 * m + 0.8 * l : m;
+        }
+        var record = (await stats.ReadAsync())["writer"];
+        Assert.Equal(success!.Value, record.SuccessRate, 9);
+        Assert.Equal(latency!.Value, record.LatencyMs!.Value, 9);
     }
 
     [Fact]
