@@ -108,8 +108,9 @@ public sealed class AgentStats(IConnectionMultiplexer redis, IOptionsMonitor<Rou
                 latencyFirst = p.Value.Latency.First,
             })));
         }
-        catch (RedisException e)
+        catch (Exception e) when (e is RedisException or ObjectDisposedException)
         {
+            // A trend, not an account: the outcomes of one interval are given up rather than retried.
             logger.LogWarning(e, "Could not record the outcomes of {Count} agents", pending.Count);
         }
         _cachedAt = DateTimeOffset.MinValue;
