@@ -175,7 +175,9 @@ public static class AgentTaskApi
             ApiKeyId = caller.KeyId,
             Agent = decision.Agent,
             Strategy = decision.Strategy,
-            RoutingJson = new TaskRouting(decision, null).ToJson(),
+            Routing = new TaskRouting(decision, null),
+            // A task written behind gets its JSON from the batch writer; a stored one now, for its INSERT.
+            RoutingJson = writtenBehind ? null : new TaskRouting(decision, null).ToJson(),
             Input = request.Task,
             ContextJson = request.Context?.ToJsonString(),
             Priority = request.Priority,
@@ -260,7 +262,7 @@ public static class AgentTaskApi
     {
         var statusUrl = $"/agent/status/{task.Id}";
         return TypedResults.Accepted(statusUrl, new AcceptedResponse(task.Id, task.Status, statusUrl,
-            TaskRouting.FromJson(task.RoutingJson)?.Decision));
+            task.ReadRouting()?.Decision));
     }
 
     public static Results<Ok<ExecuteResponse>, Accepted<AcceptedResponse>, ProblemHttpResult, ValidationProblem> SyncOutcome(AgentTask task,

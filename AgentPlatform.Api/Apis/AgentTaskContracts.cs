@@ -88,7 +88,7 @@ public sealed record TaskView(
 {
     public static TaskView From(AgentTask t)
     {
-        var routing = TaskRouting.FromJson(t.RoutingJson);
+        var routing = t.ReadRouting();
         return new(
             t.Id, t.Status, t.Agent, t.Result, t.Error, t.CreatedAt, t.StartedAt, t.CompletedAt,
             t.PromptTokens is null ? null : new Usage(t.PromptTokens.Value, t.CompletionTokens ?? 0, t.PromptTokens.Value + (t.CompletionTokens ?? 0)),

@@ -66,6 +66,20 @@ public sealed class AgentTask
     /// </summary>
     [System.ComponentModel.DataAnnotations.Schema.NotMapped]
     public bool WrittenBehind { get; set; }
+
+    /// <summary>
+    /// Not stored: <see cref="RoutingJson"/> as the object it is written from, kept by the process that routed or ran the task,
+    /// so a sync request neither parses the routing it has just serialized nor serializes one only a stored row needs (a task
+    /// written behind has its JSON made by the batch writer, off the request).
+    /// </summary>
+    [System.ComponentModel.DataAnnotations.Schema.NotMapped]
+    public TaskRouting? Routing { get; set; }
+
+    /// <summary>The routing and runs: the object in hand, else the stored JSON parsed.</summary>
+    public TaskRouting? ReadRouting() => Routing ?? TaskRouting.FromJson(RoutingJson);
+
+    /// <summary>The routing as stored: the stored JSON, else the object serialized.</summary>
+    public string? RoutingJsonToStore() => RoutingJson ?? Routing?.ToJson();
 }
 
 public static class TaskStatus

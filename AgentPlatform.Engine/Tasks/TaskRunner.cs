@@ -76,7 +76,7 @@ public sealed class TaskRunner(
         if (await CallerOfAsync(task.ApiKeyId) is not { } caller)
         {
             return await FinishAsync(task, TaskStatus.Failed, task.Agent, null, "The API key that submitted this task was revoked; it was not run.",
-                null, null, task.RoutingJson, null, TimeSpan.Zero);
+                null, null, null, null, TimeSpan.Zero);
         }
         await agents.EnsureLoadedAsync();
         return await ExecuteAsync(task, caller, onCancel, held, cancellationToken);
@@ -143,7 +143,7 @@ public sealed class TaskRunner(
         RunCancelledException? interrupted = null;
         try
         {
-            var decision = TaskRouting.FromJson(task.RoutingJson)?.Decision
+            var decision = task.ReadRouting()?.Decision
                 ?? await router.RouteAsync(task.Input, task.Agent, null, null, _ => true, run.Token);
             input ??= new RunInput(task.Input) { ContextJson = task.ContextJson };
             var turn = task.SessionId is null ? null : await conversations.PrepareAsync(task, decision, input, caller.User, run.Token);
@@ -187,7 +187,7 @@ public sealed class TaskRunner(
                     throw new SpendUnavailableException(refusal.Message);
                 }
                 activity?.SetStatus(ActivityStatusCode.Error, refusal.Message);
-                var refused = await FinishAsync(task, TaskStatus.Failed, decision.Agent, null, refusal.Message, null, null, task.RoutingJson, null,
+                var refused = await FinishAsync(task, TaskStatus.Failed, decision.Agent, null, refusal.Message, null, null, null, null,
                     clock.Elapsed);
                 if (refused is not null) refused.Refusal = refusal;
                 return refused;
@@ -197,7 +197,7 @@ public sealed class TaskRunner(
                 ? await cache.ServeAsync(cached, asked, run.Token)
                 : await executor.ExecuteAsync(decision, degrade ? asked with { PreferCheaperModels = true } : asked, caller, run.Token);
             var winner = result.Winner;
-            var routing = new TaskRouting(decision, result.Runs).ToJson();
+            var routing = new TaskRouting(decision, result.Runs);
             var calls = ToolCallsJson(toolCalls.Log);
             if (winner is not null)
             {
@@ -232,7 +232,7 @@ public sealed class TaskRunner(
                 throw;
             }
             return await FinishAsync(task, TaskStatus.Cancelled, task.Agent, null, "The client closed the request before the task finished.",
-                null, null, task.RoutingJson, ToolCallsJson(toolCalls.Log), clock.Elapsed, e as RunCancelledException);
+                null, null, null, ToolCallsJson(toolCalls.Log), clock.Elapsed, e as RunCancelledException);
         }
         finally
         {
@@ -288,8 +288,9 @@ public sealed class TaskRunner(
     private static string? ToolCallsJson(ToolCallLog log) =>
         log.Calls.Count == 0 ? null : System.Text.Json.JsonSerializer.Serialize(log.Calls, TaskRouting.Json);
 
+    /// <param name="routing">The routing with the runs made; null leaves the task's as it is.</param>
     private async Task<AgentTask?> FinishAsync(AgentTask task, string status, string agent, string? result, string? error, string? model,
-        ExecutionResult? execution, string? routing, string? toolCalls, TimeSpan elapsed, RunCancelledException? spent = null,
+        ExecutionResult? execution, TaskRouting? routing, string? toolCalls, TimeSpan elapsed, RunCancelledException? spent = null,
         ConversationTurn? turn = null)
     {
         task.Status = status;
@@ -302,7 +303,12 @@ public sealed class TaskRunner(
         task.CostUsd = execution?.CostUsd ?? spent?.CostUsd;
         task.DurationMs = (long)elapsed.TotalMilliseconds;
         task.Strategy = execution?.Strategy ?? task.Strategy;
-        task.RoutingJson = routing;
+        if (routing is not null)
+        {
+            // A task written behind has its JSON made by the batch writer (RoutingJsonToStore), off the request.
+            task.Routing = routing;
+            task.RoutingJson = task.WrittenBehind ? null : routing.ToJson();
+        }
         task.ToolCallsJson = toolCalls;
         task.CompletedAt = DateTimeOffset.UtcNow;
 

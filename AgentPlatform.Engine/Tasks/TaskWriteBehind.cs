@@ -169,7 +169,7 @@ public sealed class TaskWriteBehind(NpgsqlDataSource dataSource, EngineReadiness
         parameters.Add(new NpgsqlParameter<int?[]>("completion", tasks.Select(t => t.CompletionTokens).ToArray()));
         parameters.Add(new NpgsqlParameter<decimal?[]>("cost", tasks.Select(t => t.CostUsd).ToArray()));
         parameters.Add(new NpgsqlParameter<long?[]>("duration", tasks.Select(t => t.DurationMs).ToArray()));
-        parameters.Add(PostgresArrays.Text("routing", tasks.Select(t => t.RoutingJson)));
+        parameters.Add(PostgresArrays.Text("routing", tasks.Select(t => t.RoutingJsonToStore())));
         parameters.Add(PostgresArrays.Text("strategy", tasks.Select(t => t.Strategy)));
         parameters.Add(PostgresArrays.Text("tools", tasks.Select(t => t.ToolCallsJson)));
         parameters.Add(PostgresArrays.Text("cache", tasks.Select(t => t.CacheOutcome)));

@@ -60,14 +60,19 @@ public sealed class OpenAiHttpTests(PlatformFixture platform)
         Assert.True(response.Headers.Contains("x-request-id"));
         Assert.Equal("completed", status["status"]!.GetValue<string>());
         Assert.Equal("code", status["agent"]!.GetValue<string>());
-        Assert.Equal($"{marker}: remember me", (await StoredInputAsync(taskId)));
+        var stored = await StoredAsync(taskId);
+        Assert.Equal($"{marker}: remember me", stored.Input);
+        // The routing with its runs, serialized by the batch writer (the request kept the object).
+        var routing = AgentPlatform.Engine.Tasks.TaskRouting.FromJson(stored.RoutingJson)!;
+        Assert.Equal("code", routing.Decision.Agent);
+        Assert.Equal("code", Assert.Single(routing.Runs!).Agent);
         Assert.Equal("Stored.", status["result"]!.GetValue<string>());
         Assert.Equal(33, status["usage"]!["total_tokens"]!.GetValue<int>());
         Assert.Equal(body["agent_platform"]!["cost_usd"]!.GetValue<decimal>(), status["cost_usd"]!.GetValue<decimal>());
         Assert.True(status["cost_usd"]!.GetValue<decimal>() > 0, body.ToJsonString());
     }
 
-    private async Task<string> StoredInputAsync(string taskId)
+    private async Task<AgentPlatform.Engine.Tasks.AgentTask> StoredAsync(string taskId)
     {
         // A sync task's row is written behind its answer.
         await Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions
@@ -75,7 +80,7 @@ public sealed class OpenAiHttpTests(PlatformFixture platform)
         using var scope = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.CreateScope(platform.Api.Services);
         var db = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions
             .GetRequiredService<AgentPlatform.Engine.Data.AgentDbContext>(scope.ServiceProvider);
-        return (await db.Tasks.FindAsync(Guid.Parse(taskId)))!.Input;
+        return (await db.Tasks.FindAsync(Guid.Parse(taskId)))!;
     }
 
     [Fact]
