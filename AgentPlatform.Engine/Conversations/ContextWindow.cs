@@ -36,7 +36,26 @@ public static class ContextWindow
 
     public static int Count(Tokenizer tokenizer, ChatMessage message) => PerMessageOverhead + tokenizer.CountTokens(message.Text);
 
-    public static int Count(Tokenizer tokenizer, IEnumerable<ChatMessage> messages) => messages.Sum(m => Count(tokenizer, m));
+    public static int Count(Tokenizer tokenizer, IEnumerable<ChatMessage> messages)
+    {
+        var total = 0;
+        foreach (var message in messages)
+        {
+            total += message.Role == ChatRole.System ? PerMessageOverhead + CountSystemPrompt(tokenizer, message.Text) : Count(tokenizer, message);
+        }
+        return total;
+    }
+
+    // System prompts are few and repeat on every run of their agent (often longer than the task): counted once each.
+    // Bounded, as clients can send their own: a flood of distinct prompts costs a reset, not memory.
+    private static readonly ConcurrentDictionary<(Tokenizer, string), int> SystemPrompts = new();
+
+    private static int CountSystemPrompt(Tokenizer tokenizer, string text)
+    {
+        if (SystemPrompts.TryGetValue((tokenizer, text), out var count)) return count;
+        if (SystemPrompts.Count >= 1_000) SystemPrompts.Clear();
+        return SystemPrompts[(tokenizer, text)] = tokenizer.CountTokens(text);
+    }
 
     /// <summary>The published context windows of common models; null when unknown.</summary>
     public static int? KnownWindow(string? model) => model?.ToLowerInvariant() switch
