@@ -34,7 +34,9 @@ public sealed class ChatClientPool(
 
     private IChatClient Build((string Provider, string Model) key)
     {
-        var provider = key.Model == LlmOptions.OfflineModel ? new OfflineChatClient() : CreateProviderClient(key.Provider, key.Model);
+        var provider = key.Model == LlmOptions.OfflineModel
+            ? (IChatClient)new OfflineChatClient()
+            : new PreparedToolsChatClient(CreateProviderClient(key.Provider, key.Model));
         return new ChatClientBuilder(provider)
             .UseOpenTelemetry(loggerFactory, configure: otel => otel.EnableSensitiveData = false)
             .UseLogging(loggerFactory)

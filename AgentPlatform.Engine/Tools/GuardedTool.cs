@@ -34,6 +34,9 @@ internal sealed class GuardedTool(AIFunction inner, string source, ToolCaller ca
 
     public string Source => source;
 
+    /// <summary>The tool as the catalog holds it (one per tool, where this wrapper is one per caller and request).</summary>
+    public AIFunction Definition => InnerFunction;
+
     /// <remarks>
     /// Returns compact JSON text rather than a JsonElement: the OpenAI adapter would re-serialize an
     /// element indented, and every indentation is tokens the model is billed for.
