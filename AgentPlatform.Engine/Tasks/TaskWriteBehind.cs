@@ -28,6 +28,8 @@ public sealed class TaskWriteBehind(NpgsqlDataSource dataSource, EngineReadiness
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(10);
 
     private readonly ConcurrentDictionary<Guid, Pending> _pending = new();
+    // ConcurrentDictionary.Count takes every lock of the dictionary; this is read on every sync request.
+    private int _count;
     private readonly Channel<bool> _added = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
     private int _failures;
 
@@ -37,15 +39,16 @@ public sealed class TaskWriteBehind(NpgsqlDataSource dataSource, EngineReadiness
     }
 
     /// <summary>Whether plain sync tasks are written behind now (on by setting, and the buffer has room).</summary>
-    public bool Accepting => options.Value.WriteBehind && _pending.Count < options.Value.WriteBehindMaxPending;
+    public bool Accepting => options.Value.WriteBehind && Volatile.Read(ref _count) < options.Value.WriteBehindMaxPending;
 
     /// <summary>Finished tasks not yet in Postgres.</summary>
-    public int Unwritten => _pending.Count;
+    public int Unwritten => Volatile.Read(ref _count);
 
     /// <summary>Takes a finished task's row; never blocks.</summary>
     public void Add(AgentTask task)
     {
         if (!_pending.TryAdd(task.Id, new Pending(task))) return;
+        Interlocked.Increment(ref _count);
         TaskWriteBehindTelemetry.Unwritten(+1);
         _added.Writer.TryWrite(true);
     }
@@ -187,6 +190,7 @@ public sealed class TaskWriteBehind(NpgsqlDataSource dataSource, EngineReadiness
     private void Written(Pending pending)
     {
         if (!_pending.TryRemove(pending.Task.Id, out _)) return;
+        Interlocked.Decrement(ref _count);
         TaskWriteBehindTelemetry.Unwritten(-1);
         pending.Written.TrySetResult();
     }
