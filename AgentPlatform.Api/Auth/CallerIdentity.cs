@@ -54,11 +54,23 @@ public static class CallerIdentity
         if (tools is not null) claims.Add(new Claim(AllowedToolsClaim, JsonSerializer.Serialize(tools)));
         if (rpm is not null) claims.Add(new Claim(RpmClaim, rpm.Value.ToString(System.Globalization.CultureInfo.InvariantCulture)));
         if (tpm is not null) claims.Add(new Claim(TpmClaim, tpm.Value.ToString(System.Globalization.CultureInfo.InvariantCulture)));
-        return new ClaimsPrincipal(new ClaimsIdentity(claims, ApiKeyAuthenticationHandler.SchemeName));
+        var caller = new Caller(id, name, tier, isAdmin, agents, budget, tools, rpm, tpm);
+        return new ClaimsPrincipal(new KeyIdentity(claims, caller));
+    }
+
+    /// <summary>
+    /// The claims, and the caller they were made from: a request asks for its caller several times (filters, handlers), and
+    /// parsing the lists back out of their claims each time cost more than the rest of the lookup. The caller's lists are the
+    /// key's own arrays, so what is remembered per key list (the tools an agent offers it) is found again.
+    /// </summary>
+    private sealed class KeyIdentity(IEnumerable<Claim> claims, Caller caller) : ClaimsIdentity(claims, ApiKeyAuthenticationHandler.SchemeName)
+    {
+        public Caller Caller => caller;
     }
 
     public static Caller GetCaller(this ClaimsPrincipal user)
     {
+        if (user.Identity is KeyIdentity key) return key.Caller;
         var agents = user.FindFirst(AllowedAgentsClaim)?.Value;
         var budget = user.FindFirst(BudgetClaim)?.Value;
         var tools = user.FindFirst(AllowedToolsClaim)?.Value;

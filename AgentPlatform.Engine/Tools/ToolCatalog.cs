@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using AgentPlatform.Engine.Agents;
 using Microsoft.Extensions.AI;
@@ -37,13 +38,45 @@ public sealed class ToolCatalog : IToolCatalog
     public IReadOnlyList<ToolDescriptor> DirectlyCallableBy(ToolCaller caller) =>
         All.Where(t => ToolAllowList.KeyMayCallDirectly(caller, t.Name, t.Source)).ToList();
 
-    public IList<AITool> ToolsFor(ToolCaller caller, AgentDefinition agent) =>
-        _tools.Values
+    public IList<AITool> ToolsFor(ToolCaller caller, AgentDefinition agent)
+    {
+        var offered = Offered(caller, agent);
+        var tools = new List<AITool>(offered.Length);
+        foreach (var tool in offered) tools.Add(Guard(tool, caller));
+        return tools;
+    }
+
+    /// <summary>
+    /// The catalog's tools an agent offers a key, in a stable order (an identical prompt between calls keeps the provider's
+    /// prompt cache), remembered per (agent's list, key's list) until the catalog changes: every run asks, and the
+    /// answer only changes with an agent, a key or an MCP server.
+    /// </summary>
+    private RegisteredTool[] Offered(ToolCaller caller, AgentDefinition agent)
+    {
+        var key = new OfferKey(agent.Tools, caller.IsAdmin ? null : caller.AllowedTools, caller.IsAdmin, Volatile.Read(ref _version));
+        if (_offered.TryGetValue(key, out var offered)) return offered;
+        offered = _tools.Values
             .Where(t => ToolAllowList.KeyAllows(caller, t.Function.Name) && ToolAllowList.Allows(agent.Tools, t.Function.Name))
-            // A stable order keeps the prompt identical between calls (provider-side prompt caching).
             .OrderBy(t => t.Function.Name, StringComparer.Ordinal)
-            .Select(t => (AITool)Guard(t, caller))
-            .ToList();
+            .ToArray();
+        // Bounded: keys come and go; a reset costs one computation per pair.
+        if (_offered.Count >= 1_000) _offered.Clear();
+        _offered[key] = offered;
+        return offered;
+    }
+
+    /// <summary>The lists by reference (an agent's and a key's lists are replaced, never edited), and the catalog's version.</summary>
+    private readonly record struct OfferKey(string[] AgentTools, string[]? KeyTools, bool IsAdmin, int Version)
+    {
+        public bool Equals(OfferKey other) => ReferenceEquals(AgentTools, other.AgentTools) && ReferenceEquals(KeyTools, other.KeyTools)
+            && IsAdmin == other.IsAdmin && Version == other.Version;
+
+        public override int GetHashCode() => HashCode.Combine(RuntimeHelpers.GetHashCode(AgentTools),
+            KeyTools is null ? 0 : RuntimeHelpers.GetHashCode(KeyTools), IsAdmin, Version);
+    }
+
+    private readonly ConcurrentDictionary<OfferKey, RegisteredTool[]> _offered = new();
+    private int _version;
 
     public async Task<ToolInvocationResult> InvokeAsync(string name, JsonElement arguments, ToolCaller caller, CancellationToken cancellationToken)
     {
@@ -85,13 +118,19 @@ public sealed class ToolCatalog : IToolCatalog
                 _logger.LogWarning("Tool {Tool} of {Source} is not registered: {Other} already has a tool with that name",
                     tool.Name, source, _tools[tool.Name].Source);
             }
+            // After the change: what was remembered under the old version is never found again.
+            Interlocked.Increment(ref _version);
             return added;
         }
     }
 
     public void RemoveSource(string source)
     {
-        lock (_writes) RemoveSourceLocked(source);
+        lock (_writes)
+        {
+            RemoveSourceLocked(source);
+            Interlocked.Increment(ref _version);
+        }
     }
 
     private void RemoveSourceLocked(string source)

@@ -45,3 +45,29 @@ public sealed class McpToolSourceTests
         Assert.DoesNotContain(catalog.All, t => t.Source == "mcp:testmcp");
     }
 }
+
+public sealed class ToolCatalogOfferTests
+{
+    [Fact]
+    public void What_an_agent_offers_a_key_follows_the_catalog_when_a_source_changes()
+    {
+        var catalog = new ToolCatalog(new FixedOptions<ToolOptions>(new ToolOptions()),
+            new ServiceCollection().BuildServiceProvider().GetRequiredService<IServiceScopeFactory>(), TimeProvider.System,
+            NullLogger<ToolCatalog>.Instance);
+        var agent = new AgentPlatform.Engine.Agents.AgentDefinition { Name = "offers", Tools = ["calculator", "ext_*"] };
+        var key = new ToolCaller(Guid.NewGuid(), ["calculator", "ext_*"], IsAdmin: false);
+        string[] Offered() => catalog.ToolsFor(key, agent).Select(t => t.Name).ToArray();
+
+        Assert.Equal(["calculator"], Offered());
+        Assert.Equal(["calculator"], Offered()); // remembered
+
+        catalog.ReplaceSource("mcp:ext", [Microsoft.Extensions.AI.AIFunctionFactory.Create(() => "b", "ext_b"),
+            Microsoft.Extensions.AI.AIFunctionFactory.Create(() => "a", "ext_a")]);
+        Assert.Equal(["calculator", "ext_a", "ext_b"], Offered());
+
+        catalog.RemoveSource("mcp:ext");
+        Assert.Equal(["calculator"], Offered());
+        // Another key's list is its own entry.
+        Assert.Empty(catalog.ToolsFor(new ToolCaller(Guid.NewGuid(), [], IsAdmin: false), agent));
+    }
+}
