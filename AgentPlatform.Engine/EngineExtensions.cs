@@ -245,6 +245,8 @@ public static class EngineExtensions
         // Both services listen: the Api wakes long-polls with it, and a running task (sync or async) hears its cancel.
         services.AddHostedService(sp => sp.GetRequiredService<TaskEvents>());
         services.AddSingleton<TaskLeases>();
+        services.AddSingleton<TaskCallers>();
+        services.AddHostedService(sp => sp.GetRequiredService<TaskCallers>());
         services.AddSingleton<PromptInjectionDetector>();
         services.AddSingleton<RequestRateLimiter>();
         // Budget counters Redis lost are rebuilt from the ledger: every billable call, of every process.

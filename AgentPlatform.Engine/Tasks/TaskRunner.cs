@@ -37,7 +37,7 @@ public enum CancellationOutcome
 public sealed class TaskRunner(
     AgentDbContext db, AgentRegistry agents, AgentRouter router, TaskExecutor executor, TaskEvents events, TaskLeases leases,
     ConversationService conversations, ConversationStore history, ResponseCache cache, SpendGate spend, TaskWriteBehind writeBehind,
-    NpgsqlDataSource dataSource, IOptions<QueueOptions> queue, ILogger<TaskRunner> logger)
+    TaskCallers callers, NpgsqlDataSource dataSource, IOptions<QueueOptions> queue, ILogger<TaskRunner> logger)
 {
     /// <summary>Runs a stored task (the Worker's path): claims it, loading it in the same statement, and executes it.</summary>
     public async Task<AgentTask?> RunAsync(Guid taskId, CancellationOutcome onCancel, CancellationToken cancellationToken)
@@ -272,10 +272,12 @@ public sealed class TaskRunner(
                 .SetProperty(t => t.ToolCallsJson, ToolCallsJson(toolCalls)), CancellationToken.None);
     }
 
-    /// <summary>Who the task runs for, in one lookup; null when its key was revoked since the task was queued.</summary>
-    private async Task<ToolCaller?> CallerOfAsync(Guid keyId)
+    /// <summary>Who the task runs for, in one lookup (cached by <see cref="TaskCallers"/>); null when its key was revoked since the task was queued.</summary>
+    private Task<ToolCaller?> CallerOfAsync(Guid keyId) =>
+        keyId == Guid.Empty ? Task.FromResult<ToolCaller?>(new ToolCaller(keyId, null, IsAdmin: true)) : callers.FindAsync(keyId, () => LoadCallerAsync(keyId));
+
+    private async Task<ToolCaller?> LoadCallerAsync(Guid keyId)
     {
-        if (keyId == Guid.Empty) return new ToolCaller(keyId, null, IsAdmin: true);
         var key = await db.ApiKeys.AsNoTracking().Where(k => k.Id == keyId)
             .Select(k => new { k.RevokedAt, k.AllowedTools, k.Tier, k.TpmLimit, k.DailyBudgetUsd }).FirstOrDefaultAsync();
         if (key?.RevokedAt is not null) return null;

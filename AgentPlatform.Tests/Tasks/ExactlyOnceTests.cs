@@ -117,6 +117,32 @@ public sealed class ExactlyOnceTests(PlatformFixture platform, ITestOutputHelper
     }
 
     [Fact]
+    public async Task A_queued_task_of_a_key_revoked_while_its_caller_was_cached_fails_without_running()
+    {
+        platform.Llm.Script("revoked-cached", new LlmStep(Content: "must not run"));
+        var admin = platform.Client(PlatformFixture.AdminKey);
+        var created = await (await admin.PostAsJsonAsync("/admin/keys", new { name = "revoked-while-cached", tier = "pro" })).JsonAsync();
+        var keyId = Guid.Parse(created["id"]!.GetValue<string>());
+        var callers = platform.Api.Services.GetRequiredService<TaskCallers>();
+        // The cache is trusted only while its listener is connected; the first task of the key caches its caller.
+        await HttpExtensions.WaitUntilAsync(async () =>
+        {
+            var ran = await RunInProcessAsync(await StoreQueuedTaskAsync("cached caller task", t => t.ApiKeyId = keyId));
+            Assert.Equal(TaskStatus.Completed, ran!.Status);
+            return callers.Caches(keyId);
+        }, what: "the key's caller cached");
+        var taskId = await StoreQueuedTaskAsync("revoked-cached task", t => t.ApiKeyId = keyId);
+
+        await admin.DeleteAsync($"/admin/keys/{keyId}");
+        await HttpExtensions.WaitUntilAsync(() => Task.FromResult(!callers.Caches(keyId)), seconds: 10, what: "the revocation's signal");
+        var task = await RunInProcessAsync(taskId);
+
+        Assert.Equal(TaskStatus.Failed, task!.Status);
+        Assert.Contains("revoked", task.Error);
+        Assert.Empty(platform.Llm.CallsFor("revoked-cached"));
+    }
+
+    [Fact]
     public async Task A_queued_task_whose_job_can_no_longer_start_it_gets_a_new_job()
     {
         platform.Llm.Script("stranded-job", new LlmStep(Content: "rescued"));
