@@ -251,6 +251,7 @@ public static class EngineExtensions
         services.AddHostedService(sp => sp.GetRequiredService<TaskEvents>());
         services.AddSingleton<TaskLeases>();
         services.AddSingleton<TaskCallers>();
+        services.AddSingleton<TaskResults>();
         services.AddHostedService(sp => sp.GetRequiredService<TaskCallers>());
         services.AddSingleton<PromptInjectionDetector>();
         services.AddSingleton<RequestRateLimiter>();
