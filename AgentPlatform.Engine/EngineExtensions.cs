@@ -153,6 +153,11 @@ public static class EngineExtensions
             config.SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
                 .UseSimpleAssemblyNameTypeSerializer()
                 .UseRecommendedSerializerSettings();
+            // Two of Hangfire's default filters cost every job synchronous storage round trips and do nothing here: the
+            // culture filter reads the job's two culture parameters before it runs (no task depends on the thread's
+            // culture), and continuations support reads the job's continuations at each state change (no job has any).
+            GlobalJobFilters.Filters.Remove<CaptureCultureAttribute>();
+            GlobalJobFilters.Filters.Remove<ContinuationsSupportAttribute>();
             if (queue.Storage == QueueStorage.Redis)
             {
                 config.UseRedisStorage(sp.GetRequiredKeyedService<IConnectionMultiplexer>(HangfireRedisKey), new RedisStorageOptions
@@ -252,6 +257,9 @@ public static class EngineExtensions
         // Both services listen: the Api wakes long-polls with it, and a running task (sync or async) hears its cancel.
         services.AddHostedService(sp => sp.GetRequiredService<TaskEvents>());
         services.AddSingleton<TaskLeases>();
+        services.AddSingleton<TaskCallers>();
+        services.AddSingleton<TaskResults>();
+        services.AddHostedService(sp => sp.GetRequiredService<TaskCallers>());
         services.AddSingleton<PromptInjectionDetector>();
         services.AddSingleton<RequestRateLimiter>();
         // Budget counters Redis lost are rebuilt from the ledger: every billable call, of every process.

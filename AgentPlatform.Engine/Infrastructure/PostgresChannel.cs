@@ -24,6 +24,21 @@ public static class PostgresChannel
         }
     }
 
+    /// <summary>Publishes several payloads in one statement (one round trip and one transaction), in their order.</summary>
+    public static async Task PublishManyAsync(NpgsqlDataSource dataSource, string channel, IReadOnlyList<string> payloads, ILogger logger)
+    {
+        try
+        {
+            await using var command = dataSource.CreateCommand($"SELECT pg_notify('{channel}', p) FROM unnest(@payloads) WITH ORDINALITY AS s(p, n) ORDER BY n");
+            command.Parameters.Add(PostgresArrays.Text("payloads", payloads));
+            await command.ExecuteNonQueryAsync();
+        }
+        catch (NpgsqlException e)
+        {
+            logger.LogWarning(e, "Could not publish {Count} signals on {Channel}", payloads.Count, channel);
+        }
+    }
+
     /// <summary>
     /// Calls <paramref name="onConnected"/> after each (re)connection, <paramref name="onPayload"/> per signal, and
     /// <paramref name="onDisconnected"/> when the connection is lost (signals sent until the next connection are missed).

@@ -64,6 +64,12 @@ public sealed class QueueOptions
     /// </summary>
     public TimeSpan StrandedAfter { get; set; } = TimeSpan.FromMinutes(2);
 
+    /// <summary>
+    /// How long a Worker keeps a key's tools and limits between its tasks (<see cref="TaskCallers"/>); a revocation or a
+    /// change of limits drops them at once. Zero: every task reads its key from Postgres.
+    /// </summary>
+    public TimeSpan CallerCacheDuration { get; set; } = TimeSpan.FromSeconds(5);
+
     /// <summary>How long a finished run keeps trying to record its result (a database outage) before giving up.</summary>
     public TimeSpan RecordResultTimeout { get; set; } = TimeSpan.FromMinutes(2);
 

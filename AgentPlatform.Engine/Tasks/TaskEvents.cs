@@ -19,9 +19,57 @@ public sealed class TaskEvents(NpgsqlDataSource dataSource, ILogger<TaskEvents> 
     private readonly ConcurrentDictionary<Guid, TaskCompletionSource> _waiters = new();
     private readonly ConcurrentDictionary<Guid, Watcher> _watchers = new();
 
+    // Signals waiting for the send in flight, which takes them all in its next statement.
+    private readonly Lock _outboxGate = new();
+    private List<(string Payload, TaskCompletionSource Sent)> _outbox = [];
+    private bool _sending;
+
+    /// <summary>
+    /// Signals a change once it is committed; completes when the signal is sent. Signals published while another send is
+    /// in flight go together in the next one: a Worker draining a backlog signalled each claim and each result in a
+    /// Postgres round trip and transaction of its own. (Npgsql has no such grouping short of multiplexing every connection.)
+    /// </summary>
     /// <param name="by">The lease owner whose run made the change; its own watcher does not need to hear about it.</param>
-    public Task PublishAsync(Guid taskId, Guid? by = null) =>
-        PostgresChannel.PublishAsync(dataSource, Channel, by is null ? taskId.ToString() : $"{taskId}:{by}", logger);
+    public Task PublishAsync(Guid taskId, Guid? by = null)
+    {
+        var sent = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        bool lead;
+        lock (_outboxGate)
+        {
+            _outbox.Add((by is null ? taskId.ToString() : $"{taskId}:{by}", sent));
+            lead = !_sending;
+            _sending = true;
+        }
+        if (lead) _ = SendOutboxAsync();
+        return sent.Task;
+    }
+
+    private async Task SendOutboxAsync()
+    {
+        while (true)
+        {
+            List<(string Payload, TaskCompletionSource Sent)> batch;
+            lock (_outboxGate)
+            {
+                if (_outbox.Count == 0)
+                {
+                    _sending = false;
+                    return;
+                }
+                (batch, _outbox) = (_outbox, []);
+            }
+            try
+            {
+                await PostgresChannel.PublishManyAsync(dataSource, Channel, batch.ConvertAll(s => s.Payload), logger);
+            }
+            catch (Exception e)
+            {
+                // A signal is a hint (waiters re-read on a timer): never one that leaves its publisher waiting.
+                logger.LogWarning(e, "Could not publish {Count} task signals", batch.Count);
+            }
+            foreach (var (_, sent) in batch) sent.TrySetResult();
+        }
+    }
 
     /// <summary>Waits until <paramref name="isDone"/> holds for the task or the time is up.</summary>
     public async Task<T> WaitAsync<T>(Guid taskId, Func<CancellationToken, Task<T>> read, Func<T, bool> isDone,

@@ -37,7 +37,8 @@ public enum CancellationOutcome
 public sealed class TaskRunner(
     AgentDbContext db, AgentRegistry agents, AgentRouter router, TaskExecutor executor, TaskEvents events, TaskLeases leases,
     ConversationService conversations, ConversationStore history, ResponseCache cache, SpendGate spend, TaskWriteBehind writeBehind,
-    RedisWritesBehind redisWrites, NpgsqlDataSource dataSource, IOptions<QueueOptions> queue, ILogger<TaskRunner> logger)
+    RedisWritesBehind redisWrites, TaskCallers callers, TaskResults results, NpgsqlDataSource dataSource, IOptions<QueueOptions> queue,
+    ILogger<TaskRunner> logger)
 {
     /// <summary>Runs a stored task (the Worker's path): claims it, loading it in the same statement, and executes it.</summary>
     public async Task<AgentTask?> RunAsync(Guid taskId, CancellationOutcome onCancel, CancellationToken cancellationToken)
@@ -273,10 +274,12 @@ public sealed class TaskRunner(
                 .SetProperty(t => t.ToolCallsJson, ToolCallsJson(toolCalls)), CancellationToken.None);
     }
 
-    /// <summary>Who the task runs for, in one lookup; null when its key was revoked since the task was queued.</summary>
-    private async Task<ToolCaller?> CallerOfAsync(Guid keyId)
+    /// <summary>Who the task runs for, in one lookup (cached by <see cref="TaskCallers"/>); null when its key was revoked since the task was queued.</summary>
+    private Task<ToolCaller?> CallerOfAsync(Guid keyId) =>
+        keyId == Guid.Empty ? Task.FromResult<ToolCaller?>(new ToolCaller(keyId, null, IsAdmin: true)) : callers.FindAsync(keyId, () => LoadCallerAsync(keyId));
+
+    private async Task<ToolCaller?> LoadCallerAsync(Guid keyId)
     {
-        if (keyId == Guid.Empty) return new ToolCaller(keyId, null, IsAdmin: true);
         var key = await db.ApiKeys.AsNoTracking().Where(k => k.Id == keyId)
             .Select(k => new { k.RevokedAt, k.AllowedTools, k.Tier, k.TpmLimit, k.DailyBudgetUsd }).FirstOrDefaultAsync();
         if (key?.RevokedAt is not null) return null;
@@ -331,9 +334,15 @@ public sealed class TaskRunner(
         {
             try
             {
+                // A plain task's result is written with other runs' results, in one statement (same condition per row).
+                if (turn is null)
+                {
+                    updated = await results.RecordAsync(task) ? 1 : 0;
+                    break;
+                }
                 // A completed chat turn is stored with the task's result, in one transaction: both or neither.
                 appended = null;
-                await using var transaction = turn is null ? null : await db.Database.BeginTransactionAsync(CancellationToken.None);
+                await using var transaction = await db.Database.BeginTransactionAsync(CancellationToken.None);
                 // Still this run's: running under its lease, or handed back to the queue by the sweep (its lease lapsed
                 // during an outage) but not claimed by another run since (that would have counted an attempt).
                 updated = await db.Tasks.Where(t => t.Id == task.Id
@@ -356,15 +365,12 @@ public sealed class TaskRunner(
                         .SetProperty(t => t.LeaseOwner, task.LeaseOwner)
                         .SetProperty(t => t.LeaseExpiresAt, (DateTimeOffset?)null)
                         .SetProperty(t => t.CompletedAt, task.CompletedAt), CancellationToken.None);
-                if (transaction is not null)
+                if (updated > 0)
                 {
-                    if (updated > 0)
-                    {
-                        appended = await history.AppendTurnAsync(turn!.KeyId, turn.SessionId, turn.UserMessage,
-                            new StoredMessage(task.Id, 0, "assistant", result ?? "", agent, model, task.Id, task.CompletedAt.Value));
-                    }
-                    await transaction.CommitAsync(CancellationToken.None);
+                    appended = await history.AppendTurnAsync(turn.KeyId, turn.SessionId, turn.UserMessage,
+                        new StoredMessage(task.Id, 0, "assistant", result ?? "", agent, model, task.Id, task.CompletedAt.Value));
                 }
+                await transaction.CommitAsync(CancellationToken.None);
                 break;
             }
             catch (Exception e) when (e is NpgsqlException or InvalidOperationException { InnerException: NpgsqlException }

@@ -58,6 +58,8 @@ public sealed class PlatformFixture : IAsyncLifetime
         ["Auth__AdminKey"] = AdminKey,
         ["Logging__LogLevel__Default"] = "Warning",
         ["Auth__KeyCacheDuration"] = "00:00:00",
+        // Long: a task of a key revoked while its caller was cached is refused because of the revocation's signal, not expiry.
+        ["Queue__CallerCacheDuration"] = "00:10:00",
         // Every test client connects from 127.0.0.1, so the per-address limit on failed keys would throttle the suite.
         ["Auth__FailedAttemptsPerMinute"] = "1000",
         ["Api__MaxRequestBodyBytes"] = "65536",

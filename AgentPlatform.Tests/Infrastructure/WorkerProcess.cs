@@ -15,6 +15,16 @@ public sealed class WorkerProcess : IAsyncDisposable
     public string Output => string.Join('\n', _output);
     public bool IsRunning => _process is { HasExited: false };
 
+    /// <summary>The CPU time the running Worker has used (the bench's cost per task, less sensitive to a busy machine than its rate).</summary>
+    public TimeSpan ProcessorTime
+    {
+        get
+        {
+            _process?.Refresh();
+            return _process?.TotalProcessorTime ?? TimeSpan.Zero;
+        }
+    }
+
     public async Task StartAsync()
     {
         var dir = Path.Combine(Processes.RepoRoot(), "AgentPlatform.Worker", "bin", Processes.BuildConfiguration(), "net10.0");

@@ -60,6 +60,45 @@ public sealed class ExactlyOnceTests(PlatformFixture platform, ITestOutputHelper
     }
 
     [Fact]
+    public async Task Results_written_together_still_finish_each_task_once_and_only_by_the_run_holding_it()
+    {
+        // Running under one run's lease; a second run (one whose lease lapsed and was taken over) finishes at the same time,
+        // among the results of other runs, so the two share write batches.
+        var owner = Guid.NewGuid();
+        var taskId = await StoreQueuedTaskAsync("raced result task", t => (t.Status, t.Attempts, t.LeaseOwner) = (TaskStatus.Running, 1, owner));
+        var others = new List<AgentTask>();
+        for (var i = 0; i < 20; i++)
+        {
+            var other = Guid.NewGuid();
+            var id = await StoreQueuedTaskAsync($"batched result task {i}", t => (t.Status, t.Attempts, t.LeaseOwner) = (TaskStatus.Running, 1, other));
+            others.Add(Finished(id, other, $"other {i}"));
+        }
+        var results = platform.Api.Services.GetRequiredService<TaskResults>();
+
+        var stale = results.RecordAsync(Finished(taskId, Guid.NewGuid(), "stale run"));
+        var holder = results.RecordAsync(Finished(taskId, owner, "holding run"));
+        var rest = others.Select(results.RecordAsync).ToList();
+
+        Assert.False(await stale);
+        Assert.True(await holder);
+        Assert.All(await Task.WhenAll(rest), Assert.True);
+        var task = await LoadAsync(taskId);
+        Assert.Equal((TaskStatus.Completed, "holding run", owner), (task.Status, task.Result, task.LeaseOwner));
+        Assert.Null(task.LeaseExpiresAt);
+        Assert.Equal("other 7", (await LoadAsync(others[7].Id)).Result);
+        // The same run again (a retried write whose acknowledgement was lost) changes nothing: the task is final.
+        Assert.False(await results.RecordAsync(Finished(taskId, owner, "again")));
+        Assert.Equal("holding run", (await LoadAsync(taskId)).Result);
+
+        static AgentTask Finished(Guid id, Guid owner, string result) => new()
+        {
+            Id = id, Agent = "general", Input = "", Status = TaskStatus.Completed, Result = result, Attempts = 1, LeaseOwner = owner,
+            Strategy = "single", CacheOutcome = "miss", CompletedAt = DateTimeOffset.UtcNow, DurationMs = 1,
+            RoutingJson = "{\"decision\": null}",
+        };
+    }
+
+    [Fact]
     public async Task A_run_whose_lease_expired_is_taken_over_by_the_sweep()
     {
         platform.Llm.Script("lease-expired", new LlmStep(Content: "taken over"));
@@ -114,6 +153,40 @@ public sealed class ExactlyOnceTests(PlatformFixture platform, ITestOutputHelper
         Assert.Equal(TaskStatus.Failed, task!.Status);
         Assert.Contains("revoked", task.Error);
         Assert.Empty(platform.Llm.CallsFor("revoked-queued"));
+    }
+
+    [Fact]
+    public async Task A_queued_task_of_a_key_revoked_while_its_caller_was_cached_fails_without_running()
+    {
+        platform.Llm.Script("revoked-cached", new LlmStep(Content: "must not run"));
+        var admin = platform.Client(PlatformFixture.AdminKey);
+        var created = await (await admin.PostAsJsonAsync("/admin/keys", new { name = "revoked-while-cached", tier = "pro" })).JsonAsync();
+        var keyId = Guid.Parse(created["id"]!.GetValue<string>());
+        var callers = platform.Api.Services.GetRequiredService<TaskCallers>();
+        // The cache is trusted only while its listener is connected; a task of the key caches its caller. (A fixture just
+        // started may not have its Redis connection yet: such a run is handed back to the queue, and another one tried.)
+        await HttpExtensions.WaitUntilAsync(async () =>
+        {
+            try
+            {
+                var ran = await RunInProcessAsync(await StoreQueuedTaskAsync("cached caller task", t => t.ApiKeyId = keyId));
+                Assert.Equal(TaskStatus.Completed, ran!.Status);
+            }
+            catch (AgentPlatform.Engine.Admission.SpendUnavailableException)
+            {
+                return false;
+            }
+            return callers.Caches(keyId);
+        }, what: "the key's caller cached");
+        var taskId = await StoreQueuedTaskAsync("revoked-cached task", t => t.ApiKeyId = keyId);
+
+        await admin.DeleteAsync($"/admin/keys/{keyId}");
+        await HttpExtensions.WaitUntilAsync(() => Task.FromResult(!callers.Caches(keyId)), seconds: 10, what: "the revocation's signal");
+        var task = await RunInProcessAsync(taskId);
+
+        Assert.Equal(TaskStatus.Failed, task!.Status);
+        Assert.Contains("revoked", task.Error);
+        Assert.Empty(platform.Llm.CallsFor("revoked-cached"));
     }
 
     [Fact]

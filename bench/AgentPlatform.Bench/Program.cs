@@ -201,14 +201,17 @@ async Task WorkerQueueOn(PlatformFixture queued, string storage, int tasks, int 
     await Task.Delay(TimeSpan.FromSeconds(11));
     var before = await StoreCounters();
     await queued.Worker.StartAsync();
+    var workerCpu = queued.Worker.ProcessorTime;
     var drained = await Finished("backlog ", tasks);
+    workerCpu = queued.Worker.ProcessorTime - workerCpu;
     ReportRefusals("backlog");
     await Task.Delay(TimeSpan.FromSeconds(11));
     var after = await StoreCounters();
     var seconds = (drained.Max(t => t.CompletedAt!.Value) - drained.Min(t => t.StartedAt!.Value)).TotalSeconds;
     Console.WriteLine($"{storage}: backlog of {drained.Count} tasks drained in {seconds:0.00} s = {drained.Count / seconds:0} tasks/s (one Worker, instant LLM double); " +
                       $"per task {(after.Transactions - before.Transactions) / (double)drained.Count:0.0} Postgres transactions, " +
-                      $"{(after.Commands - before.Commands) / (double)drained.Count:0.0} Redis commands (Worker start-up included)");
+                      $"{(after.Commands - before.Commands) / (double)drained.Count:0.0} Redis commands (Worker start-up included), " +
+                      $"{workerCpu.TotalMilliseconds / drained.Count:0.00} ms of Worker CPU");
 }
 
 async Task Engine()
