@@ -4,7 +4,7 @@
 # harness's nginx mock upstream, creates a key without limits in the way, and runs ../shared/bench/peer-baseline.sh — the
 # mock directly, Portkey (npm) and our route, one wrk run each, same load — for /v1/chat/completions and /agent/execute.
 # Then one connection: added latency p50 over calling the mock directly. Api RSS after the load. Stops what it started.
-# usage: bench/gateway.sh [seconds=10] [connections=64] [rounds=2]
+# usage: [WARM=15] bench/gateway.sh [seconds=10] [connections=64] [rounds=2]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=${1:-10}; C=${2:-64}; ROUNDS=${3:-2}
@@ -50,11 +50,13 @@ one() { # name url body: one connection, sequential requests
   wrk -t1 -c1 -d${D}s --latency -s $M/$1.lua "$2" | awk -v n=$1 '/ 50%/{p50=$2} / 99%/{p99=$2} /Requests\/sec/{r=$2} END{printf "%-8s rps=%s p50=%s p99=%s\n", n, r, p50, p99}'
 }
 
-# Warm-up: the Api's JIT tiers up in its first seconds of load; a cold process would measure the JIT.
+# Warm-up: the Api's JIT tiers up (tiered compilation, then dynamic PGO) over its first tens of seconds of load; a
+# fresh process would measure the JIT, not the gateway a running deployment is. WARM seconds per route (default 15).
+WARM=${WARM:-15}
 mock_start
 lua warm-exec "$EXEC"; lua warm-v1 "${CHAT/MODEL/general}"
-wrk -t2 -c$C -d5s -s $M/warm-exec.lua $BASE/agent/execute >/dev/null
-wrk -t2 -c$C -d5s -s $M/warm-v1.lua $BASE/v1/chat/completions >/dev/null
+wrk -t2 -c$C -d${WARM}s -s $M/warm-exec.lua $BASE/agent/execute >/dev/null
+wrk -t2 -c$C -d${WARM}s -s $M/warm-v1.lua $BASE/v1/chat/completions >/dev/null
 mock_stop
 
 echo "# $(date -u +%FT%TZ) $(nproc) cores; wrk ${D}s, $C connections; Api pid $API_PID"
