@@ -118,8 +118,22 @@ public sealed class TaskResults(NpgsqlDataSource dataSource)
         parameters.Add(new NpgsqlParameter<Guid[]>("id", tasks.Select(t => t.Id).ToArray()));
         parameters.Add(new NpgsqlParameter<Guid?[]>("owner", tasks.Select(t => t.LeaseOwner).ToArray()));
         parameters.Add(new NpgsqlParameter<int[]>("attempts", tasks.Select(t => t.Attempts).ToArray()));
-        parameters.Add(PostgresArrays.Text("status", tasks.Select(t => (string?)t.Status)));
         parameters.Add(PostgresArrays.Text("agent", tasks.Select(t => (string?)t.Agent)));
+        AddOutcome(parameters, tasks);
+        var recorded = new HashSet<(Guid, Guid?)>();
+        await using var reader = await command.ExecuteReaderAsync(CancellationToken.None);
+        while (await reader.ReadAsync(CancellationToken.None))
+            recorded.Add((reader.GetGuid(0), await reader.IsDBNullAsync(1) ? null : reader.GetGuid(1)));
+        return recorded;
+    }
+
+    /// <summary>
+    /// A finished task's outcome columns as arrays, one element per task (@status, @result, … @completed): the final update
+    /// here and the write-behind's insert name them alike.
+    /// </summary>
+    internal static void AddOutcome(NpgsqlParameterCollection parameters, IReadOnlyList<AgentTask> tasks)
+    {
+        parameters.Add(PostgresArrays.Text("status", tasks.Select(t => (string?)t.Status)));
         parameters.Add(PostgresArrays.Text("result", tasks.Select(t => t.Result)));
         parameters.Add(PostgresArrays.Text("error", tasks.Select(t => t.Error)));
         parameters.Add(PostgresArrays.Text("model", tasks.Select(t => t.Model)));
@@ -132,10 +146,5 @@ public sealed class TaskResults(NpgsqlDataSource dataSource)
         parameters.Add(PostgresArrays.Text("tools", tasks.Select(t => t.ToolCallsJson)));
         parameters.Add(PostgresArrays.Text("cache", tasks.Select(t => t.CacheOutcome)));
         parameters.Add(new NpgsqlParameter<DateTimeOffset?[]>("completed", tasks.Select(t => t.CompletedAt?.ToUniversalTime()).ToArray()));
-        var recorded = new HashSet<(Guid, Guid?)>();
-        await using var reader = await command.ExecuteReaderAsync(CancellationToken.None);
-        while (await reader.ReadAsync(CancellationToken.None))
-            recorded.Add((reader.GetGuid(0), await reader.IsDBNullAsync(1) ? null : reader.GetGuid(1)));
-        return recorded;
     }
 }

@@ -164,25 +164,13 @@ public sealed class TaskWriteBehind(NpgsqlDataSource dataSource, EngineReadiness
         parameters.Add(PostgresArrays.Text("session", tasks.Select(t => t.SessionId)));
         parameters.Add(PostgresArrays.Text("webhook", tasks.Select(t => t.WebhookUrl)));
         parameters.Add(new NpgsqlParameter<bool[]>("async", tasks.Select(t => t.IsAsync).ToArray()));
-        parameters.Add(PostgresArrays.Text("status", tasks.Select(t => (string?)t.Status)));
-        parameters.Add(PostgresArrays.Text("result", tasks.Select(t => t.Result)));
-        parameters.Add(PostgresArrays.Text("error", tasks.Select(t => t.Error)));
-        parameters.Add(PostgresArrays.Text("model", tasks.Select(t => t.Model)));
-        parameters.Add(new NpgsqlParameter<int?[]>("prompt", tasks.Select(t => t.PromptTokens).ToArray()));
-        parameters.Add(new NpgsqlParameter<int?[]>("completion", tasks.Select(t => t.CompletionTokens).ToArray()));
-        parameters.Add(new NpgsqlParameter<decimal?[]>("cost", tasks.Select(t => t.CostUsd).ToArray()));
-        parameters.Add(new NpgsqlParameter<long?[]>("duration", tasks.Select(t => t.DurationMs).ToArray()));
-        parameters.Add(PostgresArrays.Text("routing", tasks.Select(t => t.RoutingJsonToStore())));
-        parameters.Add(PostgresArrays.Text("strategy", tasks.Select(t => t.Strategy)));
-        parameters.Add(PostgresArrays.Text("tools", tasks.Select(t => t.ToolCallsJson)));
-        parameters.Add(PostgresArrays.Text("cache", tasks.Select(t => t.CacheOutcome)));
+        TaskResults.AddOutcome(parameters, tasks);
         parameters.Add(new NpgsqlParameter<int[]>("attempts", tasks.Select(t => t.Attempts).ToArray()));
         parameters.Add(PostgresArrays.Text("idem", tasks.Select(t => t.IdempotencyKey)));
         parameters.Add(PostgresArrays.Text("hash", tasks.Select(t => t.RequestHash)));
         parameters.Add(PostgresArrays.Text("trace", tasks.Select(t => t.TraceParent)));
         parameters.Add(new NpgsqlParameter<DateTimeOffset[]>("created", tasks.Select(t => t.CreatedAt.ToUniversalTime()).ToArray()));
         parameters.Add(new NpgsqlParameter<DateTimeOffset?[]>("started", tasks.Select(t => t.StartedAt?.ToUniversalTime()).ToArray()));
-        parameters.Add(new NpgsqlParameter<DateTimeOffset?[]>("completed", tasks.Select(t => t.CompletedAt?.ToUniversalTime()).ToArray()));
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
