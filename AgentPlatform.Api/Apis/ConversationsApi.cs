@@ -138,17 +138,26 @@ public static class ConversationsApi
     private static async IAsyncEnumerable<SseItem<JsonObject>> Read(ChannelReader<SseItem<JsonObject>> reader, Task<AgentTask> run,
         [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        await foreach (var item in reader.ReadAllAsync(cancellationToken))
+        try
         {
-            if (item.EventType != ErrorEvent)
+            await foreach (var item in reader.ReadAllAsync(cancellationToken))
             {
-                yield return item;
-                continue;
+                if (item.EventType != ErrorEvent)
+                {
+                    yield return item;
+                    continue;
+                }
+                // Failed after output began: the status line and headers are gone (a Retry-After cannot be set any more), so the
+                // problem, built on a throwaway context, goes in the error event.
+                var problem = Failure(await run, new DefaultHttpContext()).ProblemDetails;
+                yield return new SseItem<JsonObject>(System.Text.Json.JsonSerializer.SerializeToNode(problem)!.AsObject(), ErrorEvent);
             }
-            // Failed after output began: the status line and headers are gone (a Retry-After cannot be set any more), so the
-            // problem, built on a throwaway context, goes in the error event.
-            var problem = Failure(await run, new DefaultHttpContext()).ProblemDetails;
-            yield return new SseItem<JsonObject>(System.Text.Json.JsonSerializer.SerializeToNode(problem)!.AsObject(), ErrorEvent);
+        }
+        finally
+        {
+            // The run records the turn (cancelled, when the client went away) with this request's services, its database
+            // context included (a pooled one, handed to the next request once this one ends): let it finish first.
+            await run.ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
         }
     }
 
