@@ -47,8 +47,9 @@ public sealed class AgentRegistry : BackgroundService
     private long _version;
 
     public AgentRegistry(IOptionsMonitor<AgentOptions> options, IServiceScopeFactory scopes, NpgsqlDataSource dataSource,
-        ILogger<AgentRegistry> logger)
+        ILogger<AgentRegistry> logger, Data.EngineReadiness? readiness = null)
     {
+        _readiness = readiness;
         _options = options;
         _scopes = scopes;
         _dataSource = dataSource;
@@ -126,8 +127,14 @@ public sealed class AgentRegistry : BackgroundService
         await PostgresChannel.PublishAsync(_dataSource, Channel, name, _logger);
     }
 
+    private readonly Data.EngineReadiness? _readiness;
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        // Preparing the engine migrates the schema and loads the stored agents; before that (an Api preparing in the background
+        // against a fresh database) there is no table to read, and reading it only logged errors.
+        if (_readiness is not null) await _readiness.WhenReady.WaitAsync(stoppingToken).ContinueWith(_ => { });
+        if (stoppingToken.IsCancellationRequested) return;
         var listening = PostgresChannel.ListenAsync(_dataSource, Channel,
             name => { _ = ReloadSafelyAsync(stoppingToken); }, () => ReloadSafelyAsync(stoppingToken), _logger, stoppingToken);
         while (!stoppingToken.IsCancellationRequested)

@@ -6,12 +6,15 @@ using Microsoft.Extensions.Logging;
 namespace AgentPlatform.Engine.Conversations;
 
 /// <summary>Counts the active conversations for the <c>agent_active_conversations</c> gauge every <see cref="Interval"/>.</summary>
-public sealed class ActiveConversations(IServiceScopeFactory scopes, ILogger<ActiveConversations> logger) : BackgroundService
+public sealed class ActiveConversations(IServiceScopeFactory scopes, Data.EngineReadiness readiness, ILogger<ActiveConversations> logger)
+    : BackgroundService
 {
     public static readonly TimeSpan Interval = TimeSpan.FromSeconds(15);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        // No table to count before the engine is prepared (an Api migrating a fresh database in the background).
+        await readiness.WhenReady.WaitAsync(stoppingToken);
         using var timer = new PeriodicTimer(Interval);
         do
         {
