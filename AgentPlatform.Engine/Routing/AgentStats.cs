@@ -93,20 +93,7 @@ public sealed class AgentStats(IConnectionMultiplexer redis, IOptionsMonitor<Rou
         _cachedAt = DateTimeOffset.MinValue;
         try
         {
-            var db = redis.GetDatabase();
-            await Task.WhenAll(pending.Select(p => db.ScriptEvaluateAsync(Update, new
-            {
-                successKey = (RedisKey)SuccessKey,
-                latencyKey = (RedisKey)LatencyKey,
-                agent = p.Key,
-                successDecay = p.Value.Success.Decay,
-                successSum = p.Value.Success.Sum,
-                successFirst = p.Value.Success.First,
-                latencyCount = p.Value.Latency.Count,
-                latencyDecay = p.Value.Latency.Decay,
-                latencySum = p.Value.Latency.Sum,
-                latencyFirst = p.Value.Latency.First,
-            })));
+            await Task.WhenAll(pending.Select(p => UpdateAsync(SuccessKey, p.Key, p.Value.Success, p.Value.Latency)));
         }
         catch (Exception e) when (e is RedisException or ObjectDisposedException)
         {
@@ -115,6 +102,22 @@ public sealed class AgentStats(IConnectionMultiplexer redis, IOptionsMonitor<Rou
         }
         _cachedAt = DateTimeOffset.MinValue;
     }
+
+    /// <summary>Applies folded observations to one agent's EMA in <paramref name="key"/> and, if any were timed, its latency EMA.</summary>
+    private Task<RedisResult> UpdateAsync(string key, string agent, Ema outcome, Ema latency) =>
+        redis.GetDatabase().ScriptEvaluateAsync(Update, new
+        {
+            successKey = (RedisKey)key,
+            latencyKey = (RedisKey)LatencyKey,
+            agent,
+            successDecay = outcome.Decay,
+            successSum = outcome.Sum,
+            successFirst = outcome.First,
+            latencyCount = latency.Count,
+            latencyDecay = latency.Decay,
+            latencySum = latency.Sum,
+            latencyFirst = latency.First,
+        });
 
     /// <summary>Writes what is still folded (shutdown).</summary>
     public async ValueTask DisposeAsync()
@@ -126,23 +129,9 @@ public sealed class AgentStats(IConnectionMultiplexer redis, IOptionsMonitor<Rou
     /// <summary>A key's rating of an agent's answer: moves that key's feedback EMA only.</summary>
     public async Task RecordFeedbackAsync(Guid apiKeyId, string agent, int rating)
     {
-        var value = (rating - 1) / 4.0;
-        var alpha = options.CurrentValue.EmaAlpha;
         try
         {
-            await redis.GetDatabase().ScriptEvaluateAsync(Update, new
-            {
-                successKey = (RedisKey)FeedbackKey(apiKeyId),
-                latencyKey = (RedisKey)LatencyKey,
-                agent,
-                successDecay = 1 - alpha,
-                successSum = alpha * value,
-                successFirst = value,
-                latencyCount = 0,
-                latencyDecay = 1.0,
-                latencySum = 0.0,
-                latencyFirst = 0.0,
-            });
+            await UpdateAsync(FeedbackKey(apiKeyId), agent, Ema.None.Add((rating - 1) / 4.0, options.CurrentValue.EmaAlpha), Ema.None);
         }
         catch (RedisException e)
         {

@@ -19,56 +19,35 @@ public sealed class TaskEvents(NpgsqlDataSource dataSource, ILogger<TaskEvents> 
     private readonly ConcurrentDictionary<Guid, TaskCompletionSource> _waiters = new();
     private readonly ConcurrentDictionary<Guid, Watcher> _watchers = new();
 
-    // Signals waiting for the send in flight, which takes them all in its next statement.
-    private readonly Lock _outboxGate = new();
-    private List<(string Payload, TaskCompletionSource Sent)> _outbox = [];
-    private bool _sending;
+    // Signals published while a send is in flight go together in its next statement.
+    private GroupCommit<(string Payload, TaskCompletionSource Sent)>? _outbox;
+    private GroupCommit<(string Payload, TaskCompletionSource Sent)> Outbox => LazyInitializer.EnsureInitialized(ref _outbox, () => new(SendAsync));
 
     /// <summary>
     /// Signals a change once it is committed; completes when the signal is sent. Signals published while another send is
-    /// in flight go together in the next one: a Worker draining a backlog signalled each claim and each result in a
-    /// Postgres round trip and transaction of its own. (Npgsql has no such grouping short of multiplexing every connection.)
+    /// in flight go together in the next one (<see cref="GroupCommit{T}"/>): a Worker draining a backlog signalled each
+    /// claim and each result in a Postgres round trip and transaction of its own.
     /// </summary>
     /// <param name="by">The lease owner whose run made the change; its own watcher does not need to hear about it.</param>
     public Task PublishAsync(Guid taskId, Guid? by = null)
     {
         var sent = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        bool lead;
-        lock (_outboxGate)
-        {
-            _outbox.Add((by is null ? taskId.ToString() : $"{taskId}:{by}", sent));
-            lead = !_sending;
-            _sending = true;
-        }
-        if (lead) _ = SendOutboxAsync();
+        Outbox.Add((by is null ? taskId.ToString() : $"{taskId}:{by}", sent));
         return sent.Task;
     }
 
-    private async Task SendOutboxAsync()
+    private async Task SendAsync(List<(string Payload, TaskCompletionSource Sent)> batch)
     {
-        while (true)
+        try
         {
-            List<(string Payload, TaskCompletionSource Sent)> batch;
-            lock (_outboxGate)
-            {
-                if (_outbox.Count == 0)
-                {
-                    _sending = false;
-                    return;
-                }
-                (batch, _outbox) = (_outbox, []);
-            }
-            try
-            {
-                await PostgresChannel.PublishManyAsync(dataSource, Channel, batch.ConvertAll(s => s.Payload), logger);
-            }
-            catch (Exception e)
-            {
-                // A signal is a hint (waiters re-read on a timer): never one that leaves its publisher waiting.
-                logger.LogWarning(e, "Could not publish {Count} task signals", batch.Count);
-            }
-            foreach (var (_, sent) in batch) sent.TrySetResult();
+            await PostgresChannel.PublishManyAsync(dataSource, Channel, batch.ConvertAll(s => s.Payload), logger);
         }
+        catch (Exception e)
+        {
+            // A signal is a hint (waiters re-read on a timer): never one that leaves its publisher waiting.
+            logger.LogWarning(e, "Could not publish {Count} task signals", batch.Count);
+        }
+        foreach (var (_, sent) in batch) sent.TrySetResult();
     }
 
     /// <summary>Waits until <paramref name="isDone"/> holds for the task or the time is up.</summary>

@@ -19,44 +19,33 @@ public sealed class TaskResults(NpgsqlDataSource dataSource)
         public TaskCompletionSource<bool> Recorded { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
-    private readonly Lock _gate = new();
-    private List<Pending> _queued = [];
-    private bool _writing;
+    private GroupCommit<Pending>? _queue;
+    private GroupCommit<Pending> Queue => LazyInitializer.EnsureInitialized(ref _queue, () => new(WriteAsync, TakeBatch));
 
     /// <summary>Records the finished task's result; false when the task is no longer this run's (cancelled, taken over).</summary>
     public Task<bool> RecordAsync(AgentTask task)
     {
         var pending = new Pending(task);
-        bool lead;
-        lock (_gate)
-        {
-            _queued.Add(pending);
-            lead = !_writing;
-            _writing = true;
-        }
-        if (lead) _ = WriteQueuedAsync();
+        Queue.Add(pending);
         return pending.Recorded.Task;
     }
 
-    private async Task WriteQueuedAsync()
+    private async Task WriteAsync(List<Pending> batch)
     {
-        while (TakeBatch() is { } batch)
+        try
         {
-            try
-            {
-                var recorded = await UpdateAsync(batch);
-                foreach (var pending in batch) pending.Recorded.TrySetResult(recorded.Contains((pending.Task.Id, pending.Task.LeaseOwner)));
-            }
-            catch (PostgresException) when (batch.Count > 1)
-            {
-                // Postgres refused the statement (not an outage): one row's value, most likely. Each run's alone, so that
-                // only the run whose row it is sees the error.
-                foreach (var pending in batch) await WriteAloneAsync(pending);
-            }
-            catch (Exception e)
-            {
-                foreach (var pending in batch) pending.Recorded.TrySetException(e);
-            }
+            var recorded = await UpdateAsync(batch);
+            foreach (var pending in batch) pending.Recorded.TrySetResult(recorded.Contains((pending.Task.Id, pending.Task.LeaseOwner)));
+        }
+        catch (PostgresException) when (batch.Count > 1)
+        {
+            // Postgres refused the statement (not an outage): one row's value, most likely. Each run's alone, so that
+            // only the run whose row it is sees the error.
+            foreach (var pending in batch) await WriteAloneAsync(pending);
+        }
+        catch (Exception e)
+        {
+            foreach (var pending in batch) pending.Recorded.TrySetException(e);
         }
     }
 
@@ -72,25 +61,16 @@ public sealed class TaskResults(NpgsqlDataSource dataSource)
         }
     }
 
-    /// <summary>What has gathered, up to <see cref="MaxBatch"/>, one run per task (two runs of one task go in turn); null when done.</summary>
-    private List<Pending>? TakeBatch()
+    /// <summary>What has gathered, up to <see cref="MaxBatch"/>, one run per task (two runs of one task go in turn).</summary>
+    private static (List<Pending> Batch, List<Pending> Later) TakeBatch(List<Pending> queued)
     {
-        lock (_gate)
+        var (batch, rest, ids) = (new List<Pending>(), new List<Pending>(), new HashSet<Guid>());
+        foreach (var pending in queued)
         {
-            if (_queued.Count == 0)
-            {
-                _writing = false;
-                return null;
-            }
-            var (batch, rest, ids) = (new List<Pending>(), new List<Pending>(), new HashSet<Guid>());
-            foreach (var pending in _queued)
-            {
-                if (batch.Count < MaxBatch && ids.Add(pending.Task.Id)) batch.Add(pending);
-                else rest.Add(pending);
-            }
-            _queued = rest;
-            return batch;
+            if (batch.Count < MaxBatch && ids.Add(pending.Task.Id)) batch.Add(pending);
+            else rest.Add(pending);
         }
+        return (batch, rest);
     }
 
     // Still this run's: running under its lease, or handed back to the queue by the sweep (its lease lapsed during an

@@ -1,0 +1,48 @@
+namespace AgentPlatform.Engine.Infrastructure;
+
+/// <summary>
+/// Group commit: the first caller to add an item starts a drain, and items added while a write is in flight are taken
+/// together by its next round, so concurrent callers share round trips instead of queueing for one each. Written here
+/// because neither Npgsql nor EF Core groups the statements of concurrent callers (short of multiplexing every
+/// connection). <paramref name="write"/> gets each batch and must settle its items itself (it is not expected to throw).
+/// </summary>
+/// <param name="take">Splits what is queued into this round's batch and the rest (default: everything).</param>
+public sealed class GroupCommit<T>(Func<List<T>, Task> write, Func<List<T>, (List<T> Batch, List<T> Later)>? take = null)
+{
+    private readonly Lock _gate = new();
+    private List<T> _queued = [];
+    private bool _writing;
+
+    public void Add(T item)
+    {
+        bool lead;
+        lock (_gate)
+        {
+            _queued.Add(item);
+            lead = !_writing;
+            _writing = true;
+        }
+        if (lead) _ = WriteQueuedAsync();
+    }
+
+    private async Task WriteQueuedAsync()
+    {
+        while (Take() is { } batch) await write(batch);
+    }
+
+    private List<T>? Take()
+    {
+        lock (_gate)
+        {
+            if (_queued.Count == 0)
+            {
+                _writing = false;
+                return null;
+            }
+            List<T> batch;
+            if (take is null) (batch, _queued) = (_queued, []);
+            else (batch, _queued) = take(_queued);
+            return batch;
+        }
+    }
+}
