@@ -276,7 +276,7 @@ public static class EngineExtensions
         services.AddScoped<TaskRunner>();
         services.AddScoped<ConversationStore>();
         services.AddScoped<ConversationService>();
-        services.AddScoped<TaskQueue>();
+        services.AddSingleton<TaskQueue>();
         services.AddSingleton<JobIdWriter>();
         services.AddHostedService(sp => sp.GetRequiredService<JobIdWriter>());
         services.AddScoped<AgentTaskJob>();

@@ -1,3 +1,5 @@
+using System.Diagnostics;
+
 namespace AgentPlatform.Engine.Infrastructure;
 
 /// <summary>
@@ -7,11 +9,19 @@ namespace AgentPlatform.Engine.Infrastructure;
 /// connection). <paramref name="write"/> gets each batch and must settle its items itself (it is not expected to throw).
 /// </summary>
 /// <param name="take">Splits what is queued into this round's batch and the rest (default: everything).</param>
-public sealed class GroupCommit<T>(Func<List<T>, Task> write, Func<List<T>, (List<T> Batch, List<T> Later)>? take = null)
+/// <param name="pace">
+/// Least time from one round's start to the next (default none): an item added right after a round waits for the rest of
+/// it and goes with whatever else arrives meanwhile, so under a steady stream rounds are at most one per pace. An item
+/// added when no round ran for a pace goes at once.
+/// </param>
+public sealed class GroupCommit<T>(Func<List<T>, Task> write, Func<List<T>, (List<T> Batch, List<T> Later)>? take = null,
+    TimeSpan pace = default)
 {
     private readonly Lock _gate = new();
     private List<T> _queued = [];
     private bool _writing;
+    // When the last round started (Stopwatch ticks); read and written only by the one drain running at a time.
+    private long _lastRound = long.MinValue / 2;
 
     public void Add(T item)
     {
@@ -27,7 +37,17 @@ public sealed class GroupCommit<T>(Func<List<T>, Task> write, Func<List<T>, (Lis
 
     private async Task WriteQueuedAsync()
     {
-        while (Take() is { } batch) await write(batch);
+        while (true)
+        {
+            if (pace > TimeSpan.Zero)
+            {
+                var wait = pace - Stopwatch.GetElapsedTime(_lastRound);
+                if (wait > TimeSpan.Zero) await Task.Delay(wait);
+            }
+            if (Take() is not { } batch) return;
+            _lastRound = Stopwatch.GetTimestamp();
+            await write(batch);
+        }
     }
 
     private List<T>? Take()

@@ -66,23 +66,24 @@ public sealed class QueueMaintenanceJob(AgentDbContext db, NpgsqlDataSource data
                 {
                     while (await reader.ReadAsync(cancellationToken)) handedOn.Add(reader.GetGuid(0));
                 }
-                foreach (var task in await db.Tasks.AsNoTracking().Where(t => handedOn.Contains(t.Id)).ToListAsync(cancellationToken))
+                // Side by side, so the re-enqueued ones share jobs (TaskQueue).
+                var handed = await db.Tasks.AsNoTracking().Where(t => handedOn.Contains(t.Id)).ToListAsync(cancellationToken);
+                await Task.WhenAll(handed.Select(async task =>
                 {
-                    var id = task.Id;
                     if (task.Status == TaskStatus.Queued)
                     {
                         await queue.EnqueueAsync(task, cancellationToken);
                         logger.LogWarning("Task {TaskId}'s run stopped renewing its lease; enqueued it again (attempt {Attempt} of {Max})",
-                            id, task.Attempts + 1, maxAttempts);
+                            task.Id, task.Attempts + 1, maxAttempts);
                     }
                     else
                     {
-                        logger.LogWarning("Task {TaskId}'s run stopped renewing its lease; failed: {Error}", id, task.Error);
+                        logger.LogWarning("Task {TaskId}'s run stopped renewing its lease; failed: {Error}", task.Id, task.Error);
                         PlatformTelemetry.RecordTask(task.Agent, TaskStatus.Failed, TimeSpan.Zero);
                         if (task is { IsAsync: true, WebhookUrl: not null }) queue.EnqueueWebhook(task);
                     }
-                    await events.PublishAsync(id);
-                }
+                    await events.PublishAsync(task.Id);
+                }));
             }
         }
 
@@ -90,11 +91,12 @@ public sealed class QueueMaintenanceJob(AgentDbContext db, NpgsqlDataSource data
         var orphans = await db.Tasks.AsNoTracking()
             .Where(t => t.IsAsync && t.Status == TaskStatus.Queued && t.JobId == null && t.CreatedAt < cutoff)
             .OrderBy(t => t.CreatedAt).Take(500).ToListAsync(cancellationToken);
-        foreach (var task in orphans)
+        // Together, so they share jobs (TaskQueue).
+        await Task.WhenAll(orphans.Select(async task =>
         {
             await queue.EnqueueAsync(task, cancellationToken);
             logger.LogWarning("Task {TaskId} had no job; enqueued it again", task.Id);
-        }
+        }));
 
         // Queued a long time: is its job still alive in Hangfire? A job that is gone (Redis lost it in a restart), finished,
         // failed, or "processing" on a server that no longer exists will never start the task; it gets a new job (the claim
@@ -106,6 +108,7 @@ public sealed class QueueMaintenanceJob(AgentDbContext db, NpgsqlDataSource data
         if (waiting.Count == 0) return;
         using var connection = jobs.GetConnection();
         var servers = jobs.GetMonitoringApi().Servers().Select(s => s.Name).ToHashSet();
+        List<AgentTask> stranded = [];
         foreach (var task in waiting)
         {
             var state = connection.GetStateData(task.JobId!);
@@ -117,10 +120,11 @@ public sealed class QueueMaintenanceJob(AgentDbContext db, NpgsqlDataSource data
                 _ => false,
             };
             if (alive) continue;
-            await queue.EnqueueAsync(task, cancellationToken);
-            logger.LogWarning("Task {TaskId} waited {Age} with job {JobId} in state {State}; enqueued it again",
+            logger.LogWarning("Task {TaskId} waited {Age} with job {JobId} in state {State}; enqueuing it again",
                 task.Id, DateTimeOffset.UtcNow - task.CreatedAt, task.JobId, state?.Name ?? "(none)");
+            stranded.Add(task);
         }
+        await Task.WhenAll(stranded.Select(task => queue.EnqueueAsync(task, cancellationToken)));
     }
 
     /// <summary>

@@ -35,8 +35,18 @@ public sealed class QueueOptions
     /// <summary>Fallback poll; new jobs normally wake an idle Worker at once (Redis pub/sub, or Postgres LISTEN/NOTIFY).</summary>
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(5);
 
-    /// <summary>Concurrent tasks per Worker process; tasks mostly wait on the LLM, so more than cores.</summary>
+    /// <summary>Concurrent Hangfire jobs per Worker process (each runs its tasks side by side); tasks mostly wait on the LLM, so more than cores.</summary>
     public int WorkerCount { get; set; } = 20;
+
+    /// <summary>
+    /// Least time between two jobs one Api (or Worker) creates for one queue: tasks accepted meanwhile share the next job
+    /// (<see cref="TaskQueue"/>). A task accepted after a quiet interval gets its job at once, so only a steady stream waits,
+    /// at most this long. Zero: a job per task, unless tasks arrive while a job is being created.
+    /// </summary>
+    public TimeSpan JobInterval { get; set; } = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>Most tasks in one job; a Worker runs a job's tasks side by side, so a Worker runs up to WorkerCount × this.</summary>
+    public int MaxTasksPerJob { get; set; } = 32;
 
     /// <summary>How long running tasks get to finish on shutdown before they go back to the queue.</summary>
     public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(10);

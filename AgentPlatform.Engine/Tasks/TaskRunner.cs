@@ -43,33 +43,43 @@ public sealed class TaskRunner(
     /// <summary>Runs a stored task (the Worker's path): claims it, loading it in the same statement, and executes it.</summary>
     public async Task<AgentTask?> RunAsync(Guid taskId, CancellationOutcome onCancel, CancellationToken cancellationToken)
     {
-        var owner = Guid.NewGuid();
+        if ((await ClaimAsync([taskId])).SingleOrDefault() is { } task) return await RunClaimedFromQueueAsync(task, onCancel, cancellationToken);
+        var unclaimed = await db.Tasks.AsNoTracking().FirstOrDefaultAsync(t => t.Id == taskId, cancellationToken);
+        if (unclaimed is null)
+        {
+            logger.LogWarning("Task {TaskId} does not exist; nothing to run", taskId);
+            return null;
+        }
+        if (unclaimed.IsFinal)
+        {
+            logger.LogInformation("Task {TaskId} is already {Status}; not running it again", unclaimed.Id, unclaimed.Status);
+            return unclaimed;
+        }
+        return await GiveUpOrBackOffAsync(taskId, queue.Value.MaxAttempts);
+    }
+
+    /// <summary>
+    /// Claims the claimable ones of these tasks in one statement, each under a lease of its own, and returns them as claimed
+    /// (one round trip for the common case, queued tasks). A task not returned is final, held by a live run, out of
+    /// attempts or gone: <see cref="RunAsync"/> tells which. The conditions are <see cref="Claimable"/>'s.
+    /// </summary>
+    public async Task<List<AgentTask>> ClaimAsync(Guid[] taskIds)
+    {
         var (lease, maxAttempts) = (queue.Value.LeaseDuration, queue.Value.MaxAttempts);
         var startedAt = DateTimeOffset.UtcNow;
-        // One round trip for the common case, a queued task: the claim returns the claimed row. The conditions are Claimable's.
-        var task = (await db.Tasks.FromSql($"""
+        return await db.Tasks.FromSql($"""
                 UPDATE agent_tasks SET "Status" = {TaskStatus.Running}, "StartedAt" = {startedAt}, "Attempts" = "Attempts" + 1,
-                    "LeaseOwner" = {owner}, "LeaseExpiresAt" = now() + {lease}
-                WHERE "Id" = {taskId} AND "Attempts" < {maxAttempts} AND ("Status" = {TaskStatus.Queued}
+                    "LeaseOwner" = gen_random_uuid(), "LeaseExpiresAt" = now() + {lease}
+                WHERE "Id" = ANY({taskIds}) AND "Attempts" < {maxAttempts} AND ("Status" = {TaskStatus.Queued}
                     OR ("Status" = {TaskStatus.Running} AND ("LeaseExpiresAt" IS NULL OR "LeaseExpiresAt" < now())))
                 RETURNING *
-                """).AsNoTracking().ToListAsync(CancellationToken.None)).SingleOrDefault();
-        if (task is null)
-        {
-            var unclaimed = await db.Tasks.AsNoTracking().FirstOrDefaultAsync(t => t.Id == taskId, cancellationToken);
-            if (unclaimed is null)
-            {
-                logger.LogWarning("Task {TaskId} does not exist; nothing to run", taskId);
-                return null;
-            }
-            if (unclaimed.IsFinal)
-            {
-                logger.LogInformation("Task {TaskId} is already {Status}; not running it again", unclaimed.Id, unclaimed.Status);
-                return unclaimed;
-            }
-            return await GiveUpOrBackOffAsync(taskId, maxAttempts);
-        }
+                """).AsNoTracking().ToListAsync(CancellationToken.None);
+    }
 
+    /// <summary>Runs a task <see cref="ClaimAsync"/> returned: announces the start, keeps its lease and executes it.</summary>
+    public async Task<AgentTask?> RunClaimedFromQueueAsync(AgentTask task, CancellationOutcome onCancel, CancellationToken cancellationToken)
+    {
+        var owner = task.LeaseOwner ?? throw new InvalidOperationException("A claimed task has a lease owner.");
         using var scope = logger.BeginScope(new Dictionary<string, object> { ["TaskId"] = task.Id, ["ApiKeyId"] = task.ApiKeyId });
         await events.PublishAsync(task.Id, owner);
 
