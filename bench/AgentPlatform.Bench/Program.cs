@@ -150,6 +150,12 @@ async Task WorkerQueueOn(PlatformFixture queued, string storage, int tasks, int 
             await Task.Delay(100);
         }
     }
+    // Tasks accepted together share a Hangfire job (TaskQueue): how many jobs carried these tasks.
+    static string Jobs(List<AgentPlatform.Engine.Tasks.AgentTask> rows)
+    {
+        var jobs = rows.Select(t => t.JobId).Distinct().Count();
+        return $"{jobs} Hangfire jobs for {rows.Count} tasks ({rows.Count / (double)Math.Max(1, jobs):0.0} per job)";
+    }
     static List<double> StartLatencies(List<AgentPlatform.Engine.Tasks.AgentTask> rows) =>
         rows.Select(t => (t.StartedAt!.Value - t.CreatedAt).TotalMilliseconds).ToList();
 
@@ -178,7 +184,9 @@ async Task WorkerQueueOn(PlatformFixture queued, string storage, int tasks, int 
     }
     await Task.WhenAll(submissions);
     var submittedIn = clock.Elapsed.TotalSeconds;
-    Report($"{storage}: enqueue→start, {sent / submittedIn:0} tasks/s submitted", StartLatencies(await Finished("steady ", sent)));
+    var steady = await Finished("steady ", sent);
+    Report($"{storage}: enqueue→start, {sent / submittedIn:0} tasks/s submitted", StartLatencies(steady));
+    Console.WriteLine($"{storage}: steady: {Jobs(steady)}; completed at {steady.Count / (steady.Max(t => t.CompletedAt!.Value) - steady.Min(t => t.StartedAt!.Value)).TotalSeconds:0} tasks/s");
     ReportRefusals("steady");
 
     // Backlog: tasks submitted while the Worker is stopped, then drained; timed from the first start to the last completion.
@@ -211,7 +219,7 @@ async Task WorkerQueueOn(PlatformFixture queued, string storage, int tasks, int 
     Console.WriteLine($"{storage}: backlog of {drained.Count} tasks drained in {seconds:0.00} s = {drained.Count / seconds:0} tasks/s (one Worker, instant LLM double); " +
                       $"per task {(after.Transactions - before.Transactions) / (double)drained.Count:0.0} Postgres transactions, " +
                       $"{(after.Commands - before.Commands) / (double)drained.Count:0.0} Redis commands (Worker start-up included), " +
-                      $"{workerCpu.TotalMilliseconds / drained.Count:0.00} ms of Worker CPU");
+                      $"{workerCpu.TotalMilliseconds / drained.Count:0.00} ms of Worker CPU; {Jobs(drained)}");
 }
 
 async Task Engine()
