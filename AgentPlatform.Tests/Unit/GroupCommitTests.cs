@@ -40,7 +40,10 @@ public sealed class GroupCommitTests
         await Task.Delay(pace * 1.5);
         var quiet = clock.Elapsed;
         commit.Add(10);
-        await HttpExtensions.WaitUntilAsync(() => Task.FromResult(rounds.Any(r => r.Items.Contains(10))), what: "the item after the quiet");
+        await HttpExtensions.WaitUntilAsync(() =>
+        {
+            lock (rounds) return Task.FromResult(rounds.Any(r => r.Items.Contains(10)));
+        }, what: "the item after the quiet");
         var last = rounds[^1];
         Assert.Equal([10], last.Items);
         Assert.True(last.At - quiet < pace / 2, $"written {last.At - quiet} after it was added");
@@ -61,7 +64,10 @@ public sealed class GroupCommitTests
         commit.Add(2);
         commit.Add(3);
         release.SetResult();
-        await HttpExtensions.WaitUntilAsync(() => Task.FromResult(rounds.Sum(r => r.Count) == 3), what: "three items written");
+        await HttpExtensions.WaitUntilAsync(() =>
+        {
+            lock (rounds) return Task.FromResult(rounds.Sum(r => r.Count) == 3);
+        }, what: "three items written");
 
         Assert.Equal([[1], [2, 3]], rounds);
     }
