@@ -107,6 +107,7 @@ public static class EngineExtensions
         });
         // Connect at start-up, not inside the first burst of requests (which would all block on it).
         services.AddHostedService<RedisConnectionWarmup>();
+        services.AddHostedService<IdleMemoryTrim>();
         // Registered before what sends writes behind a response, so it stops after them (hosted services stop in reverse).
         services.AddSingleton<RedisWritesBehind>();
         services.AddHostedService(sp => sp.GetRequiredService<RedisWritesBehind>());

@@ -3,8 +3,9 @@
 # Starts the platform as a user does (./run.sh: the AppHost, the Api unproxied on PORT) with its LLM pointed at the shared
 # harness's nginx mock upstream, creates a key without limits in the way, and runs ../shared/bench/peer-baseline.sh — the
 # mock directly, Portkey (npm) and our route, one wrk run each, same load — for /v1/chat/completions and /agent/execute.
-# Then one connection: added latency p50 over calling the mock directly. Api RSS after the load. Stops what it started.
-# usage: [WARM=15] bench/gateway.sh [seconds=10] [connections=64] [rounds=2]
+# Then one connection: added latency p50 over calling the mock directly. Api RSS after the load, and after IDLE s (20) idle.
+# Stops what it started.
+# usage: [WARM=15] [IDLE=20] [MEMDETAIL=1] bench/gateway.sh [seconds=10] [connections=64] [rounds=2]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=${1:-10}; C=${2:-64}; ROUNDS=${3:-2}
@@ -67,6 +68,13 @@ for round in $(seq 1 "$ROUNDS"); do
   BASE_OURS=$BASE KEY_OURS=$KEY PATH_OURS=/agent/execute BODY_OURS="$EXEC" bash "$HARNESS" "$D" "$C"
 done
 echo "Api RSS after the load: $(( $(ps -o rss= -p "$API_PID") / 1024 )) MB"
+# And once it has been idle for a while (what it holds between bursts); MEMDETAIL=1 adds the largest mappings (smaps).
+sleep "${IDLE:-20}"
+echo "Api RSS after ${IDLE:-20} s idle: $(( $(ps -o rss= -p "$API_PID") / 1024 )) MB"
+if [ "${MEMDETAIL:-0}" = 1 ]; then
+  awk '/^[0-9a-f]+-[0-9a-f]+ /{name=($6==""?"[anon]":$6)} /^Rss:/{rss[name]+=$2} END{for(n in rss) printf "%8d kB  %s\n", rss[n], n}' \
+    /proc/$API_PID/smaps | sort -rn | head -12
+fi
 
 echo "## one connection, ${D}s each: added latency"
 mock_start

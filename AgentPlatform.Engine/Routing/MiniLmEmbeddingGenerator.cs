@@ -31,6 +31,9 @@ public sealed class MiniLmEmbeddingGenerator : IEmbeddingGenerator<string, Embed
         // array is garbage from here on but would hold its memory on the large-object heap until some later full collection.
         // One compacting collection now, once per process, gives it back (measured: RSS 370 → 280 MB).
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        // The model's bytes were read out of the package's mapped assembly: ~87 MB of its file pages stay in the process's
+        // RSS though nothing reads them again.
+        MappedResources.PageOut(typeof(SentenceEncoder).Assembly);
         return encoder;
     }
 
