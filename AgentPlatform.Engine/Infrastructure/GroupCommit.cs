@@ -12,7 +12,8 @@ namespace AgentPlatform.Engine.Infrastructure;
 /// <param name="pace">
 /// Least time from one round's start to the next (default none): an item added right after a round waits for the rest of
 /// it and goes with whatever else arrives meanwhile, so under a steady stream rounds are at most one per pace. An item
-/// added when no round ran for a pace goes at once.
+/// added when no round ran for a pace goes at once, and so does the next round after one <paramref name="take"/> left
+/// items behind (it was full: waiting would only delay them).
 /// </param>
 public sealed class GroupCommit<T>(Func<List<T>, Task> write, Func<List<T>, (List<T> Batch, List<T> Later)>? take = null,
     TimeSpan pace = default)
@@ -20,8 +21,10 @@ public sealed class GroupCommit<T>(Func<List<T>, Task> write, Func<List<T>, (Lis
     private readonly Lock _gate = new();
     private List<T> _queued = [];
     private bool _writing;
-    // When the last round started (Stopwatch ticks); read and written only by the one drain running at a time.
+    // When the last round started (Stopwatch ticks), and whether it left items behind; read and written only by the one
+    // drain running at a time.
     private long _lastRound = long.MinValue / 2;
+    private bool _full;
 
     public void Add(T item)
     {
@@ -39,7 +42,7 @@ public sealed class GroupCommit<T>(Func<List<T>, Task> write, Func<List<T>, (Lis
     {
         while (true)
         {
-            if (pace > TimeSpan.Zero)
+            if (pace > TimeSpan.Zero && !_full)
             {
                 var wait = pace - Stopwatch.GetElapsedTime(_lastRound);
                 if (wait > TimeSpan.Zero) await Task.Delay(wait);
@@ -62,6 +65,7 @@ public sealed class GroupCommit<T>(Func<List<T>, Task> write, Func<List<T>, (Lis
             List<T> batch;
             if (take is null) (batch, _queued) = (_queued, []);
             else (batch, _queued) = take(_queued);
+            _full = _queued.Count > 0;
             return batch;
         }
     }

@@ -45,7 +45,10 @@ public sealed class QueueOptions
     /// </summary>
     public TimeSpan JobInterval { get; set; } = TimeSpan.FromMilliseconds(10);
 
-    /// <summary>Most tasks in one job; a Worker runs a job's tasks side by side, so a Worker runs up to WorkerCount × this.</summary>
+    /// <summary>
+    /// Most tasks in one job; a Worker runs a job's tasks side by side, so a Worker runs up to WorkerCount × this (and a
+    /// Worker's crash re-runs that many). 1: a job per task.
+    /// </summary>
     public int MaxTasksPerJob { get; set; } = 32;
 
     /// <summary>How long running tasks get to finish on shutdown before they go back to the queue.</summary>

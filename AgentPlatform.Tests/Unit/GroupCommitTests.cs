@@ -50,6 +50,29 @@ public sealed class GroupCommitTests
     }
 
     [Fact]
+    public async Task A_paced_group_commit_does_not_wait_after_a_full_round()
+    {
+        var rounds = new List<(List<int> Items, TimeSpan At)>();
+        var clock = Stopwatch.StartNew();
+        var commit = new GroupCommit<int>(batch =>
+        {
+            lock (rounds) rounds.Add((batch, clock.Elapsed));
+            return Task.CompletedTask;
+        }, take: queued => queued.Count <= 2 ? (queued, []) : (queued[..2], queued[2..]), pace: TimeSpan.FromSeconds(1));
+
+        for (var i = 0; i < 5; i++) commit.Add(i);
+        await HttpExtensions.WaitUntilAsync(() =>
+        {
+            lock (rounds) return Task.FromResult(rounds.Sum(r => r.Items.Count) == 5);
+        }, what: "five items written");
+
+        // [0] at once; [1, 2] a pace later (the first round took all there was); [3, 4] right after the full round.
+        Assert.Equal([[0], [1, 2], [3, 4]], rounds.Select(r => r.Items));
+        Assert.True(rounds[1].At - rounds[0].At >= TimeSpan.FromMilliseconds(995), $"second round after {rounds[1].At - rounds[0].At}");
+        Assert.True(rounds[2].At - rounds[1].At < TimeSpan.FromMilliseconds(500), $"third round {rounds[2].At - rounds[1].At} after the full one");
+    }
+
+    [Fact]
     public async Task An_unpaced_group_commit_takes_what_arrived_during_a_write_in_its_next_round()
     {
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
