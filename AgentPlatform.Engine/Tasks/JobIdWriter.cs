@@ -62,8 +62,13 @@ public sealed class JobIdWriter(NpgsqlDataSource dataSource, ILogger<JobIdWriter
 
     private async Task WriteAsync(List<(Guid TaskId, string JobId)> batch, CancellationToken cancellationToken)
     {
+        // Rows locked in id order first, as the claim and the final updates lock theirs (TaskResults says why).
         await using var command = dataSource.CreateCommand(
-            """UPDATE agent_tasks AS t SET "JobId" = v.job FROM unnest($1, $2) AS v(id, job) WHERE t."Id" = v.id""");
+            """
+            WITH locked AS MATERIALIZED (SELECT "Id" FROM agent_tasks WHERE "Id" = ANY($1) ORDER BY "Id" FOR UPDATE)
+            UPDATE agent_tasks AS t SET "JobId" = v.job FROM unnest($1, $2) AS v(id, job)
+            WHERE t."Id" = v.id AND t."Id" IN (SELECT "Id" FROM locked)
+            """);
         command.Parameters.Add(new NpgsqlParameter { Value = batch.Select(e => e.TaskId).ToArray() });
         command.Parameters.Add(new NpgsqlParameter { Value = batch.Select(e => e.JobId).ToArray() });
         await command.ExecuteNonQueryAsync(cancellationToken);

@@ -34,7 +34,8 @@ public sealed class QueueMaintenanceJob(AgentDbContext db, NpgsqlDataSource data
         var maxAttempts = options.Value.MaxAttempts;
         // After a database outage every lease looks lapsed, live runs' included: they could not renew. A live run renews
         // within a third of a lease once the database is back, so a task is handed on only when it has stayed lapsed
-        // for half a lease, across sweeps; a dead run's task waits that much longer, a live run keeps its task.
+        // for half a lease, across sweeps; a dead run's task waits that much longer, a live run keeps its task. (Rows are
+        // locked in id order, as every statement updating several tasks does: TaskResults says why.)
         List<Guid> expired = [];
         await using (var find = dataSource.CreateCommand(
             """SELECT "Id" FROM agent_tasks WHERE "Status" = 'running' AND ("LeaseExpiresAt" IS NULL OR "LeaseExpiresAt" < now())"""))
@@ -48,12 +49,13 @@ public sealed class QueueMaintenanceJob(AgentDbContext db, NpgsqlDataSource data
         {
             await using (var sweep = dataSource.CreateCommand(
                 """
+                WITH locked AS MATERIALIZED (SELECT "Id" FROM agent_tasks WHERE "Id" = ANY($4) ORDER BY "Id" FOR UPDATE)
                 UPDATE agent_tasks SET
                     "Status" = CASE WHEN NOT "IsAsync" OR "Attempts" >= $1 THEN 'failed' ELSE 'queued' END,
                     "Error" = CASE WHEN NOT "IsAsync" THEN $2 WHEN "Attempts" >= $1 THEN $3 ELSE "Error" END,
                     "CompletedAt" = CASE WHEN NOT "IsAsync" OR "Attempts" >= $1 THEN now() END,
                     "LeaseOwner" = NULL, "LeaseExpiresAt" = NULL
-                WHERE "Id" = ANY($4) AND "Status" = 'running' AND ("LeaseExpiresAt" IS NULL OR "LeaseExpiresAt" < now())
+                WHERE "Id" IN (SELECT "Id" FROM locked) AND "Status" = 'running' AND ("LeaseExpiresAt" IS NULL OR "LeaseExpiresAt" < now())
                 RETURNING "Id"
                 """))
             {

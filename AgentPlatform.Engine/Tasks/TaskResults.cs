@@ -75,7 +75,10 @@ public sealed class TaskResults(NpgsqlDataSource dataSource)
 
     // Still this run's: running under its lease, or handed back to the queue by the sweep (its lease lapsed during an
     // outage) but not claimed by another run since (that would have counted an attempt). TaskRunner's own condition.
+    // The rows are locked in id order first, as every statement here that updates several tasks does (TaskRunner's claim,
+    // JobIdWriter): two such statements taking the same rows in different orders deadlocked under load.
     private const string UpdateSql = $"""
+        WITH locked AS MATERIALIZED (SELECT "Id" FROM agent_tasks WHERE "Id" = ANY(@id) ORDER BY "Id" FOR UPDATE)
         UPDATE agent_tasks AS t SET "Status" = v.status, "Agent" = v.agent, "Result" = v.result, "Error" = v.error, "Model" = v.model,
             "PromptTokens" = v.prompt, "CompletionTokens" = v.completion, "CostUsd" = v.cost, "DurationMs" = v.duration,
             "Strategy" = v.strategy, "RoutingJson" = v.routing::jsonb, "ToolCallsJson" = v.tools::jsonb, "CacheOutcome" = v.cache,
@@ -84,7 +87,7 @@ public sealed class TaskResults(NpgsqlDataSource dataSource)
             @routing, @tools, @cache, @completed)
             AS v(id, owner, attempts, status, agent, result, error, model, prompt, completion, cost, duration, strategy, routing, tools,
                  cache, completed)
-        WHERE t."Id" = v.id
+        WHERE t."Id" = v.id AND t."Id" IN (SELECT "Id" FROM locked)
             AND ((t."Status" = '{TaskStatus.Running}' AND t."LeaseOwner" = v.owner)
                 OR (t."Status" = '{TaskStatus.Queued}' AND t."LeaseOwner" IS NULL AND t."Attempts" = v.attempts))
         RETURNING v.id, v.owner

@@ -67,10 +67,12 @@ public sealed class TaskRunner(
     {
         var (lease, maxAttempts) = (queue.Value.LeaseDuration, queue.Value.MaxAttempts);
         var startedAt = DateTimeOffset.UtcNow;
+        // The rows are locked in id order first (TaskResults says why).
         return await db.Tasks.FromSql($"""
+                WITH locked AS MATERIALIZED (SELECT "Id" FROM agent_tasks WHERE "Id" = ANY({taskIds}) ORDER BY "Id" FOR UPDATE)
                 UPDATE agent_tasks SET "Status" = {TaskStatus.Running}, "StartedAt" = {startedAt}, "Attempts" = "Attempts" + 1,
                     "LeaseOwner" = gen_random_uuid(), "LeaseExpiresAt" = now() + {lease}
-                WHERE "Id" = ANY({taskIds}) AND "Attempts" < {maxAttempts} AND ("Status" = {TaskStatus.Queued}
+                WHERE "Id" IN (SELECT "Id" FROM locked) AND "Attempts" < {maxAttempts} AND ("Status" = {TaskStatus.Queued}
                     OR ("Status" = {TaskStatus.Running} AND ("LeaseExpiresAt" IS NULL OR "LeaseExpiresAt" < now())))
                 RETURNING *
                 """).AsNoTracking().ToListAsync(CancellationToken.None);
