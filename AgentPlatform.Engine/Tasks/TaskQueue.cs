@@ -1,6 +1,7 @@
 using AgentPlatform.Engine.Infrastructure;
 using Hangfire;
 using Hangfire.States;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace AgentPlatform.Engine.Tasks;
@@ -19,6 +20,7 @@ public sealed class TaskQueue
     private readonly IBackgroundJobClient _jobs;
     private readonly JobStorage _storage;
     private readonly JobIdWriter _jobIds;
+    private readonly ILogger<TaskQueue> _logger;
     private readonly int _maxTasksPerJob;
     private readonly Dictionary<string, GroupCommit<Pending>> _queues;
 
@@ -27,9 +29,9 @@ public sealed class TaskQueue
         public TaskCompletionSource<string> Created { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
-    public TaskQueue(IBackgroundJobClient jobs, JobStorage storage, JobIdWriter jobIds, IOptions<QueueOptions> options)
+    public TaskQueue(IBackgroundJobClient jobs, JobStorage storage, JobIdWriter jobIds, IOptions<QueueOptions> options, ILogger<TaskQueue> logger)
     {
-        (_jobs, _storage, _jobIds, _maxTasksPerJob) = (jobs, storage, jobIds, Math.Max(1, options.Value.MaxTasksPerJob));
+        (_jobs, _storage, _jobIds, _logger, _maxTasksPerJob) = (jobs, storage, jobIds, logger, Math.Max(1, options.Value.MaxTasksPerJob));
         _queues = Queues.ToDictionary(queue => queue,
             queue => new GroupCommit<Pending>(batch => Create(queue, batch), TakeJob, options.Value.JobInterval));
     }
@@ -86,14 +88,23 @@ public sealed class TaskQueue
     /// <summary>
     /// Stops a queued or running job whose only task this is; the task's own status is already final. A job shared with
     /// other tasks is left to them: the cancelled task's run stops on its lost lease, and a queued one is skipped by its claim.
+    /// Best effort: with the job storage away, the job is left too (it finds its task final), and the cancel stands.
     /// </summary>
     public void Abort(AgentTask task)
     {
         if (task.JobId is null) return;
-        using (var connection = _storage.GetConnection())
+        try
         {
-            if (connection.GetJobData(task.JobId)?.Job?.Args is [Guid[] { Length: > 1 }, ..]) return;
+            using (var connection = _storage.GetConnection())
+            {
+                if (connection.GetJobData(task.JobId)?.Job?.Args is [Guid[] { Length: > 1 }, ..]) return;
+            }
+            _jobs.Delete(task.JobId);
         }
-        _jobs.Delete(task.JobId);
+        catch (Exception e)
+        {
+            _logger.LogWarning("Job {JobId} of cancelled task {TaskId} left in place ({Message}); it will find the task cancelled",
+                task.JobId, task.Id, e.GetBaseException().Message);
+        }
     }
 }

@@ -69,6 +69,41 @@ public sealed class FaultTests(PlatformFixture platform, ITestOutputHelper outpu
     }
 
     [Fact]
+    public async Task A_queued_task_cancelled_while_Redis_is_down_is_cancelled_and_never_runs()
+    {
+        const string prefix = "fault-cancel-redis";
+        platform.Llm.Script(prefix, new LlmStep(Delay: TimeSpan.Zero));
+        var client = platform.Client(await platform.CreateKeyAsync()); // enterprise: no limiter in the way
+        string id;
+        await platform.Worker.KillAsync();
+        try
+        {
+            using (var response = await client.ExecuteAsync(new { task = $"{prefix} task", agent_type = "general", async_execution = true }))
+                id = (await response.JsonAsync())["task_id"]!.GetValue<string>();
+            await platform.Redis.StopAsync();
+            try
+            {
+                // Cancelled in Postgres; the job cannot be looked at or deleted with Hangfire's storage away.
+                using var cancel = await client.PostAsync($"/agent/tasks/{id}/cancel", null);
+                Assert.Equal(HttpStatusCode.OK, cancel.StatusCode);
+                Assert.Equal("cancelled", (await cancel.JsonAsync())["status"]!.GetValue<string>());
+            }
+            finally
+            {
+                await platform.Redis.StartAgainAsync();
+            }
+        }
+        finally
+        {
+            await platform.Worker.StartAsync();
+        }
+
+        await Task.Delay(TimeSpan.FromSeconds(3)); // the Worker is up: a job left behind would have run by now
+        Assert.Equal("cancelled", (await client.StatusAsync(id))["status"]!.GetValue<string>());
+        Assert.Empty(platform.Llm.CallsFor(prefix));
+    }
+
+    [Fact]
     public async Task A_running_Worker_is_listed_again_after_Redis_restarts_empty()
     {
         var health = platform.Client();
