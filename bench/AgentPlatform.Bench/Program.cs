@@ -102,7 +102,13 @@ async Task WorkerQueue(int tasks, int rate, string[] storages)
         await queued.InitializeAsync();
         try
         {
-            Console.WriteLine($"--- Hangfire storage: {storage}");
+            await using (var connection = new Npgsql.NpgsqlConnection(queued.DatabaseConnectionString))
+            {
+                await connection.OpenAsync();
+                await using var show = new Npgsql.NpgsqlCommand("SELECT current_setting('fsync') || ', synchronous_commit ' || current_setting('synchronous_commit')", connection);
+                // The tests' Postgres runs without durability; DURABLE_POSTGRES=1 keeps Postgres's defaults (as ./run.sh).
+                Console.WriteLine($"--- Hangfire storage: {storage}; Postgres fsync {await show.ExecuteScalarAsync()}");
+            }
             await WorkerQueueOn(queued, storage, tasks, rate);
         }
         finally
