@@ -23,9 +23,7 @@ public sealed class ApiKeyCache : BackgroundService
     // Two caches, each bounded: a flood of made-up keys fills only the second and never evicts real keys.
     private readonly MemoryCache _known;
     private readonly MemoryCache _unknown;
-    // Bumped by every eviction: a lookup that read the row before a revocation arrived must not cache what it read.
-    private long _generation;
-    private volatile bool _listening;
+    private readonly ListenedInvalidation _revocations = new();
 
     public ApiKeyCache(IOptions<AuthOptions> options, IServiceScopeFactory scopes, NpgsqlDataSource dataSource, ILogger<ApiKeyCache> logger)
     {
@@ -37,7 +35,7 @@ public sealed class ApiKeyCache : BackgroundService
         _unknown = new MemoryCache(new MemoryCacheOptions { SizeLimit = options.Value.UnknownKeyCacheSize });
     }
 
-    private bool Enabled => _listening && _options.Value.KeyCacheDuration > TimeSpan.Zero;
+    private bool Enabled => _revocations.Listening && _options.Value.KeyCacheDuration > TimeSpan.Zero;
 
     /// <summary>How many keys (known, unknown) are cached now.</summary>
     public (long Known, long Unknown) Count => (_known.Count, _unknown.Count);
@@ -51,13 +49,13 @@ public sealed class ApiKeyCache : BackgroundService
         if (FindCached(keyHash) is { } known) return known;
         if (Enabled && _unknown.TryGetValue(keyHash, out _)) return null;
 
-        var generation = Interlocked.Read(ref _generation);
+        var generation = _revocations.Generation;
         ApiKey? key;
         await using (var scope = _scopes.CreateAsyncScope())
         {
             key = await scope.ServiceProvider.GetRequiredService<ApiKeyStore>().FindActiveByHashAsync(keyHash, cancellationToken);
         }
-        if (Enabled && Interlocked.Read(ref _generation) == generation)
+        if (Enabled && _revocations.MayStore(generation))
         {
             var entry = new MemoryCacheEntryOptions { AbsoluteExpirationRelativeToNow = _options.Value.KeyCacheDuration, Size = 1 };
             if (key is null) _unknown.Set(keyHash, true, entry);
@@ -69,32 +67,16 @@ public sealed class ApiKeyCache : BackgroundService
     /// <summary>Drops one key (a revocation); the other instances hear of it from the revocation's signal.</summary>
     public void Evict(string keyHash)
     {
-        Interlocked.Increment(ref _generation);
+        _revocations.Changed();
         _known.Remove(keyHash);
     }
 
-    private void Clear()
-    {
-        Interlocked.Increment(ref _generation);
-        _known.Clear();
-        _unknown.Clear();
-    }
-
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        PostgresChannel.ListenAsync(_dataSource, ApiKeyStore.RevocationChannel, Evict,
-            onConnected: () =>
-            {
-                // Whatever was revoked while nobody listened is read again from Postgres.
-                Clear();
-                _listening = true;
-                return Task.CompletedTask;
-            },
-            _logger, stoppingToken,
-            onDisconnected: () =>
-            {
-                _listening = false;
-                Clear();
-            });
+        _revocations.ListenAsync(_dataSource, ApiKeyStore.RevocationChannel, keyHash => _known.Remove(keyHash), () =>
+        {
+            _known.Clear();
+            _unknown.Clear();
+        }, _logger, stoppingToken);
 
     public override void Dispose()
     {

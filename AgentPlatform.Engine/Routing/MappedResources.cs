@@ -32,8 +32,8 @@ internal static partial class MappedResources
                 if (stream is not UnmanagedMemoryStream mapped || mapped.Length < LargeResource) continue;
                 // Whole pages inside the resource only: its first and last pages may hold other data still in use.
                 var page = Environment.SystemPageSize;
-                var (start, end) = (Start(mapped), Start(mapped) + (nint)mapped.Length);
-                var (first, last) = ((start + page - 1) & ~(nint)(page - 1), end & ~(nint)(page - 1));
+                var start = Start(mapped);
+                var (first, last) = ((start + page - 1) & ~(nint)(page - 1), (start + (nint)mapped.Length) & ~(nint)(page - 1));
                 if (last > first && madvise(first, (nuint)(last - first), MadvPageout) == 0) released += last - first;
             }
         }

@@ -22,11 +22,9 @@ public sealed class TaskCallers(NpgsqlDataSource dataSource, IOptions<QueueOptio
 {
     private const int MaxKeys = 10_000;
     private readonly MemoryCache _callers = new(new MemoryCacheOptions { SizeLimit = MaxKeys });
-    // Bumped by every signal: a lookup that read the row before the signal arrived must not cache what it read.
-    private long _generation;
-    private volatile bool _listening;
+    private readonly ListenedInvalidation _revocations = new();
 
-    private bool Enabled => _listening && options.Value.CallerCacheDuration > TimeSpan.Zero;
+    private bool Enabled => _revocations.Listening && options.Value.CallerCacheDuration > TimeSpan.Zero;
 
     /// <summary>Whether <paramref name="keyId"/>'s caller is cached and trusted now.</summary>
     public bool Caches(Guid keyId) => Enabled && _callers.TryGetValue(keyId, out _);
@@ -35,9 +33,9 @@ public sealed class TaskCallers(NpgsqlDataSource dataSource, IOptions<QueueOptio
     public async Task<ToolCaller?> FindAsync(Guid keyId, Func<Task<ToolCaller?>> load)
     {
         if (Enabled && _callers.TryGetValue(keyId, out ToolCaller? cached)) return cached;
-        var generation = Interlocked.Read(ref _generation);
+        var generation = _revocations.Generation;
         var caller = await load();
-        if (Enabled && Interlocked.Read(ref _generation) == generation)
+        if (Enabled && _revocations.MayStore(generation))
         {
             _callers.Set(keyId, caller, new MemoryCacheEntryOptions
             {
@@ -48,27 +46,9 @@ public sealed class TaskCallers(NpgsqlDataSource dataSource, IOptions<QueueOptio
         return caller;
     }
 
-    private void Clear()
-    {
-        Interlocked.Increment(ref _generation);
-        _callers.Clear();
-    }
-
+    // A signal names a key's hash, not its id, and revocations are rare: each drops every cached key.
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        PostgresChannel.ListenAsync(dataSource, ApiKeyStore.RevocationChannel, _ => Clear(),
-            onConnected: () =>
-            {
-                // Whatever was revoked while nobody listened is read again from Postgres.
-                Clear();
-                _listening = true;
-                return Task.CompletedTask;
-            },
-            logger, stoppingToken,
-            onDisconnected: () =>
-            {
-                _listening = false;
-                Clear();
-            });
+        _revocations.ListenAsync(dataSource, ApiKeyStore.RevocationChannel, _ => _callers.Clear(), _callers.Clear, logger, stoppingToken);
 
     public override void Dispose()
     {
